@@ -1,0 +1,162 @@
+import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
+import {
+  type Bucket, type BucketRef, type Resolution, type ScoredItem,
+  applyToBucket, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
+} from '../../timeseries/index.js'
+
+/**
+ * Hot state in process memory, for embedded mode: one process owns it, so a fold is
+ * atomic by running synchronously. Buckets past retention and dedupe keys past the
+ * window are swept as time passes.
+ */
+export class MemoryHotState implements HotState {
+  readonly #series = new Map<string, Map<number, Bucket>>()
+  readonly #knownEmpty = new Set<string>()
+  readonly #dirty = new Map<string, Bucket>()
+  /** Dedupe key → expiry; insertion order is expiry order because the window is fixed. */
+  readonly #seen = new Map<string, number>()
+  readonly #dedupeWindowMs: number
+
+  constructor (options: { dedupeWindowMs: number }) {
+    this.#dedupeWindowMs = options.dedupeWindowMs
+  }
+
+  async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
+    const { now, seq } = options
+    this.#sweepSeen(now)
+    const fresh = this.#unseen(ticker, items)
+    const groups = groupByBucket(fresh, now)
+    const missing: BucketRef[] = []
+    for (const { ref } of groups.values()) {
+      if (!this.#isLoaded(ref)) missing.push(ref)
+    }
+    if (missing.length > 0) return { kind: 'needs-load', refs: missing }
+
+    for (const item of fresh) this.#seen.set(dedupeKey(ticker, item.id), now + this.#dedupeWindowMs)
+    const changed: Bucket[] = []
+    for (const { ref, items: bucketItems } of groups.values()) {
+      const existing = this.#lookup(ref)
+      if (seq !== undefined && existing?.seq !== undefined && existing.seq >= seq) continue
+      const delta = foldAggregate(bucketItems)
+      if (delta === undefined) continue
+      const bucket = applyToBucket(ref, existing, delta, now, seq)
+      this.#store(bucket)
+      this.#dirty.set(bucketId(ref), bucket)
+      changed.push(bucket)
+    }
+    return { kind: 'applied', changed, duplicates: items.length - fresh.length }
+  }
+
+  async seed (refs: BucketRef[], found: Bucket[]): Promise<void> {
+    const byId = new Map(found.map((bucket) => [bucketId(bucket), bucket]))
+    for (const ref of refs) {
+      if (this.#isLoaded(ref)) continue
+      const bucket = byId.get(bucketId(ref))
+      if (bucket === undefined) this.#knownEmpty.add(bucketId(ref))
+      else this.#store(bucket)
+    }
+  }
+
+  async range (ticker: string, resolution: Resolution, from: number, to: number): Promise<Bucket[]> {
+    const series = this.#series.get(seriesKey(ticker, resolution))
+    if (series === undefined) return []
+    const result: Bucket[] = []
+    for (const bucket of series.values()) {
+      if (bucket.start >= from && bucket.start < to) result.push(bucket)
+    }
+    return result.sort((a, b) => a.start - b.start)
+  }
+
+  async get (refs: BucketRef[]): Promise<Bucket[]> {
+    const result: Bucket[] = []
+    for (const ref of refs) {
+      const bucket = this.#lookup(ref)
+      if (bucket !== undefined) result.push(bucket)
+    }
+    return result
+  }
+
+  async takeDirty (limit: number): Promise<Bucket[]> {
+    const result: Bucket[] = []
+    for (const bucket of this.#dirty.values()) {
+      if (result.length >= limit) break
+      result.push(bucket)
+    }
+    return result
+  }
+
+  async markClean (written: Bucket[]): Promise<void> {
+    for (const bucket of written) {
+      const id = bucketId(bucket)
+      if (this.#dirty.get(id)?.rev === bucket.rev) this.#dirty.delete(id)
+    }
+  }
+
+  async markDirty (refs: BucketRef[]): Promise<void> {
+    for (const ref of refs) {
+      const bucket = this.#lookup(ref)
+      if (bucket !== undefined) this.#dirty.set(bucketId(ref), bucket)
+    }
+  }
+
+  async dirtyCount (): Promise<number> {
+    return this.#dirty.size
+  }
+
+  /** Drops buckets past their retention (dirty ones stay until written). */
+  sweep (now: number): void {
+    for (const series of this.#series.values()) {
+      for (const [start, bucket] of series) {
+        if (!isRetained(start, bucket.resolution, now) && !this.#dirty.has(bucketId(bucket))) series.delete(start)
+      }
+    }
+    for (const id of this.#knownEmpty) {
+      const [key = '', start = '0'] = id.split('@')
+      const resolution = key.slice(key.indexOf('#') + 1) as Resolution
+      if (!isRetained(Number(start), resolution, now)) this.#knownEmpty.delete(id)
+    }
+    this.#sweepSeen(now)
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {}
+
+  #unseen (ticker: string, items: ScoredItem[]): ScoredItem[] {
+    const fresh: ScoredItem[] = []
+    const inBatch = new Set<string>()
+    for (const item of items) {
+      const key = dedupeKey(ticker, item.id)
+      if (this.#seen.has(key) || inBatch.has(key)) continue
+      inBatch.add(key)
+      fresh.push(item)
+    }
+    return fresh
+  }
+
+  #sweepSeen (now: number): void {
+    for (const [key, expiry] of this.#seen) {
+      if (expiry > now) break
+      this.#seen.delete(key)
+    }
+  }
+
+  #isLoaded (ref: BucketRef): boolean {
+    return this.#lookup(ref) !== undefined || this.#knownEmpty.has(bucketId(ref))
+  }
+
+  #lookup (ref: BucketRef): Bucket | undefined {
+    return this.#series.get(seriesKey(ref.ticker, ref.resolution))?.get(ref.start)
+  }
+
+  #store (bucket: Bucket): void {
+    const key = seriesKey(bucket.ticker, bucket.resolution)
+    let series = this.#series.get(key)
+    if (series === undefined) {
+      series = new Map()
+      this.#series.set(key, series)
+    }
+    series.set(bucket.start, bucket)
+    this.#knownEmpty.delete(bucketId(bucket))
+  }
+}

@@ -1,0 +1,5 @@
+export * from './resolutions.js'
+export * from './keys.js'
+export * from './bucket.js'
+export * from './item.js'
+export * from './text-score.js'

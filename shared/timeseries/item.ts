@@ -1,0 +1,106 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { type Label, type ScoredItem, labelFor } from './bucket.js'
+import { bucketRefsFor } from './bucket.js'
+
+export const TICKER_PATTERN = '^[A-Z][A-Z0-9.]{0,9}$'
+export const SOURCE_PATTERN = '^[a-z0-9_-]{1,32}$'
+/** Ids are free text, but never control characters (they would leak into logs and keys). */
+export const ID_PATTERN = '^[^\\u0000-\\u001f\\u007f]{1,128}$'
+const TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$'
+
+/** Largest accepted `text`, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 4096
+/** Items further than this in the future are rejected. */
+export const MAX_FUTURE_MS = 5 * 60_000
+
+/** An item as producers post it (SPEC §2). */
+export const ItemSchema = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 128, pattern: ID_PATTERN, description: '(ticker, id) is the idempotency key' }),
+  ticker: Type.String({ pattern: TICKER_PATTERN, examples: ['AAPL'] }),
+  timestamp: Type.String({ pattern: TIMESTAMP_PATTERN, description: 'ISO 8601 with zone: event time of the article', examples: ['2025-12-21T10:35:00Z'] }),
+  score: Type.Optional(Type.Number({ minimum: -1, maximum: 1, description: 'optional only when text is given' })),
+  label: Type.Optional(Type.Union([Type.Literal('positive'), Type.Literal('neutral'), Type.Literal('negative')])),
+  source: Type.String({ pattern: SOURCE_PATTERN, examples: ['tiingo'] }),
+  text: Type.Optional(Type.String({ maxLength: MAX_TEXT_BYTES, description: 'headline/body, scored when score is absent' }))
+}, { additionalProperties: false, $id: 'Item' })
+
+export type WireItem = Static<typeof ItemSchema>
+
+const itemCheck = TypeCompiler.Compile(ItemSchema)
+
+/** One problem with one item of a batch. */
+export interface ItemProblem {
+  index: number
+  field: string
+  message: string
+  /** Set when the problem is that the item is older than every retention. */
+  tooOld?: boolean
+}
+
+export interface ItemRules {
+  tickers: ReadonlySet<string>
+  now: number
+  /** Scores `text` to [-1, 1] when an item has no score. */
+  scoreText: (text: string) => number
+}
+
+function fieldOf (path: string): string {
+  return path.replace(/^\//, '').split('/')[0] || 'item'
+}
+
+/**
+ * Validates one posted item against every rule of SPEC §2 and returns either the scored
+ * item or its problems.
+ */
+export function checkItem (raw: unknown, index: number, rules: ItemRules): ScoredItem | ItemProblem[] {
+  if (!itemCheck.Check(raw)) {
+    const problems: ItemProblem[] = []
+    const seen = new Set<string>()
+    for (const error of itemCheck.Errors(raw)) {
+      const field = fieldOf(error.path)
+      if (seen.has(field)) continue
+      seen.add(field)
+      const message = error.message === 'Unexpected property' ? 'unknown field' : error.message
+      problems.push({ index, field, message })
+    }
+    return problems
+  }
+  const item = raw
+  const problems: ItemProblem[] = []
+  if (!rules.tickers.has(item.ticker)) problems.push({ index, field: 'ticker', message: `ticker ${item.ticker} is not configured` })
+  const ts = Date.parse(item.timestamp)
+  if (Number.isNaN(ts)) {
+    problems.push({ index, field: 'timestamp', message: 'not a valid date' })
+  } else if (ts > rules.now + MAX_FUTURE_MS) {
+    problems.push({ index, field: 'timestamp', message: 'more than 5 minutes in the future' })
+  } else if (bucketRefsFor({ ticker: item.ticker, ts }, rules.now).length === 0) {
+    problems.push({ index, field: 'timestamp', message: 'older than the longest retention', tooOld: true })
+  }
+  if (item.text !== undefined && Buffer.byteLength(item.text, 'utf8') > MAX_TEXT_BYTES) {
+    problems.push({ index, field: 'text', message: `longer than ${MAX_TEXT_BYTES} bytes` })
+  }
+  if (item.score === undefined && item.text === undefined) {
+    problems.push({ index, field: 'score', message: 'score is required when text is absent' })
+  }
+  if (problems.length > 0) return problems
+  const score = item.score ?? rules.scoreText(item.text as string)
+  const label: Label = item.label ?? labelFor(score)
+  return { id: item.id, ticker: item.ticker, ts, score, label, source: item.source }
+}
+
+export type BatchCheck =
+  | { ok: true, items: ScoredItem[] }
+  | { ok: false, problems: ItemProblem[] }
+
+/** Whole-batch validation: any problem rejects the batch, and every problem is reported. */
+export function checkBatch (raws: readonly unknown[], rules: ItemRules): BatchCheck {
+  const items: ScoredItem[] = []
+  const problems: ItemProblem[] = []
+  raws.forEach((raw, index) => {
+    const result = checkItem(raw, index, rules)
+    if (Array.isArray(result)) problems.push(...result)
+    else items.push(result)
+  })
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, items }
+}

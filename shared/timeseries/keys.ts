@@ -1,0 +1,37 @@
+import { type Resolution, isResolution } from './resolutions.js'
+
+/**
+ * A series is one ticker at one resolution: the DynamoDB partition key and the pub/sub
+ * channel name, `AAPL#5m`. Tickers never contain `#`, so the key splits unambiguously.
+ */
+export type SeriesKey = `${string}#${Resolution}`
+
+export function seriesKey (ticker: string, resolution: Resolution): SeriesKey {
+  return `${ticker}#${resolution}`
+}
+
+export function parseSeriesKey (key: string): { ticker: string, resolution: Resolution } | undefined {
+  const at = key.indexOf('#')
+  if (at <= 0) return undefined
+  const resolution = key.slice(at + 1)
+  if (!isResolution(resolution)) return undefined
+  return { ticker: key.slice(0, at), resolution }
+}
+
+/** Identity of one bucket: its series and start. */
+export interface BucketRef {
+  ticker: string
+  resolution: Resolution
+  /** Bucket start, epoch milliseconds. */
+  start: number
+}
+
+/** A compact unique string for a bucket, used as a map key: `AAPL#5m@1766313300000`. */
+export function bucketId (ref: BucketRef): string {
+  return `${ref.ticker}#${ref.resolution}@${ref.start}`
+}
+
+/** Idempotency key of an item: `(ticker, id)`. */
+export function dedupeKey (ticker: string, id: string): string {
+  return `${ticker}#${id}`
+}

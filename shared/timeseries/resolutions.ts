@@ -1,0 +1,68 @@
+/** The eight resolutions Pulse aggregates at, shortest first. Nothing else is accepted. */
+export const RESOLUTIONS = ['1m', '5m', '10m', '1h', '3h', '6h', '12h', '24h'] as const
+
+export type Resolution = typeof RESOLUTIONS[number]
+
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+
+/** Bucket length of each resolution, in milliseconds. */
+export const DURATION_MS: Readonly<Record<Resolution, number>> = {
+  '1m': MINUTE,
+  '5m': 5 * MINUTE,
+  '10m': 10 * MINUTE,
+  '1h': HOUR,
+  '3h': 3 * HOUR,
+  '6h': 6 * HOUR,
+  '12h': 12 * HOUR,
+  '24h': DAY
+}
+
+/** How long a bucket is kept after its end (DynamoDB `ttl` = end + retention). */
+export const RETENTION_MS: Readonly<Record<Resolution, number>> = {
+  '1m': 6 * HOUR,
+  '5m': 12 * HOUR,
+  '10m': DAY,
+  '1h': 7 * DAY,
+  '3h': 14 * DAY,
+  '6h': 30 * DAY,
+  '12h': 60 * DAY,
+  '24h': 90 * DAY
+}
+
+export function isResolution (value: unknown): value is Resolution {
+  return typeof value === 'string' && (RESOLUTIONS as readonly string[]).includes(value)
+}
+
+/** Start of the bucket containing `epochMs`: epoch-aligned UTC. */
+export function bucketStart (epochMs: number, resolution: Resolution): number {
+  const duration = DURATION_MS[resolution]
+  return Math.floor(epochMs / duration) * duration
+}
+
+/** End (exclusive) of the bucket that starts at `startMs`. */
+export function bucketEnd (startMs: number, resolution: Resolution): number {
+  return startMs + DURATION_MS[resolution]
+}
+
+/** True while a bucket that starts at `startMs` is inside its resolution's retention at `now`. */
+export function isRetained (startMs: number, resolution: Resolution, now: number): boolean {
+  return bucketEnd(startMs, resolution) + RETENTION_MS[resolution] > now
+}
+
+/** DynamoDB TTL attribute: epoch seconds at which the bucket expires. */
+export function ttlSeconds (startMs: number, resolution: Resolution): number {
+  return Math.floor((bucketEnd(startMs, resolution) + RETENTION_MS[resolution]) / 1000)
+}
+
+/** ISO 8601 UTC to the second, the wire and sort-key format: `2025-12-21T10:35:00Z`. */
+export function toIsoSecond (epochMs: number): string {
+  return new Date(Math.floor(epochMs / 1000) * 1000).toISOString().replace('.000Z', 'Z')
+}
+
+/** How far `now` is through the bucket, 0–100, one decimal. */
+export function progressPct (startMs: number, resolution: Resolution, now: number): number {
+  const pct = ((now - startMs) / DURATION_MS[resolution]) * 100
+  return Math.round(Math.min(100, Math.max(0, pct)) * 10) / 10
+}
