@@ -23,7 +23,7 @@ export const ItemSchema = Type.Object({
   label: Type.Optional(Type.Union([Type.Literal('positive'), Type.Literal('neutral'), Type.Literal('negative')])),
   source: Type.String({ pattern: SOURCE_PATTERN, examples: ['tiingo'] }),
   text: Type.Optional(Type.String({ maxLength: MAX_TEXT_BYTES, description: 'headline/body, scored when score is absent' }))
-}, { additionalProperties: false, $id: 'Item' })
+}, { additionalProperties: false })
 
 export type WireItem = Static<typeof ItemSchema>
 

@@ -1,0 +1,25 @@
+import type { Logger } from 'pino'
+import type { Config } from '../shared/config/config.js'
+import type { Archive, Bus, HotState, IngestQueue } from '../shared/ports/index.js'
+
+/** The adapters of one mode, behind the ports every role uses. */
+export interface PulseAdapters {
+  mode: 'embedded' | 'cluster'
+  queue: IngestQueue
+  hot: HotState
+  bus: Bus
+  archive: Archive
+  /** Called after each write-behind flush (the embedded journal checkpoints here). */
+  afterFlush?: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/** Embedded adapters when `REDIS_URL` is unset, cluster adapters when it is set. */
+export async function createAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
+  if (config.redisUrl === undefined) {
+    const { createEmbeddedAdapters } = await import('./embedded-adapters.js')
+    return await createEmbeddedAdapters(config, log)
+  }
+  const { createClusterAdapters } = await import('./cluster-adapters.js')
+  return await createClusterAdapters(config, log)
+}

@@ -1,0 +1,50 @@
+import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { PulseError } from '../../shared/errors.js'
+import type { GatewayContext } from './context.js'
+import dashboard from './plugins/dashboard.js'
+import docs from './plugins/docs.js'
+import errorHandler from './plugins/error-handler.js'
+import healthRoutes from './routes/health.js'
+import ingestRoutes from './routes/ingest.js'
+import tickerRoutes from './routes/tickers.js'
+import timeseriesRoutes from './routes/timeseries.js'
+
+export interface BuildAppOptions {
+  /** Pino logger for the gateway; silent when unset. */
+  logger?: FastifyServerOptions['loggerInstance'] | undefined
+  /** Plugins registered after the core routes (streaming, metrics). */
+  plugins?: Array<(app: FastifyInstance) => Promise<void>>
+}
+
+/** Builds the gateway's Fastify app: one plugin per feature, all reading `app.pulse`. */
+export async function buildApp (context: GatewayContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    // At thousands of requests a second, per-request lines drown the useful ones; errors are still logged.
+    disableRequestLogging: true,
+    bodyLimit: 1_048_576,
+    // Slow or idle clients may not hold a request open for long.
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    trustProxy: true,
+    forceCloseConnections: 'idle'
+  })
+  app.decorate('pulse', context)
+  await app.register(errorHandler)
+  await app.register(docs)
+  const origins = context.config.allowedOrigins
+  await app.register(cors, { origin: origins.length === 0 ? true : origins })
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, limit) => new PulseError('PULSE_ERR_RATE_LIMITED', `Too many requests: at most ${limit.max} per ${limit.after}`)
+  })
+  await app.register(healthRoutes)
+  await app.register(ingestRoutes)
+  await app.register(timeseriesRoutes)
+  await app.register(tickerRoutes)
+  for (const plugin of options.plugins ?? []) await app.register(plugin)
+  await app.register(dashboard)
+  return app
+}

@@ -1,0 +1,82 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import { PulseError } from '../../../shared/errors.js'
+import { checkBatch, ItemSchema, scoreText } from '../../../shared/timeseries/index.js'
+import { requireBearer } from '../plugins/auth.js'
+import { ErrorSchema } from '../schemas.js'
+
+export const MAX_BATCH_ITEMS = 1000
+export const MAX_BODY_BYTES = 1_048_576
+
+/** Parses NDJSON: one JSON value per non-empty line; the line number names a bad one. */
+export function parseNdjson (text: string): unknown[] {
+  const values: unknown[] = []
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim()
+    if (line.length === 0) continue
+    try {
+      values.push(JSON.parse(line))
+    } catch (err) {
+      throw new PulseError('PULSE_ERR_MALFORMED_BODY', `line ${i + 1} is not valid JSON: ${(err as Error).message}`)
+    }
+  }
+  return values
+}
+
+/** `POST /api/v2/items`: validate the whole batch, then queue it durably and answer 202. */
+export default async function ingestRoutes (app: FastifyInstance): Promise<void> {
+  app.addContentTypeParser('application/x-ndjson', { parseAs: 'string', bodyLimit: MAX_BODY_BYTES }, (_request, body, done) => {
+    try {
+      done(null, parseNdjson(body as string))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  const { config } = app.pulse
+  const tickers = new Set(config.tickers)
+
+  app.post('/api/v2/items', {
+    bodyLimit: MAX_BODY_BYTES,
+    // Before the body is read: an unauthenticated client never gets a 1 MB parse for free.
+    onRequest: async (request) => { requireBearer(app.pulse.ingestKeys, request) },
+    // The batch is validated as a whole below, with per-item details; the schema documents it.
+    validatorCompiler: () => (value: unknown) => ({ value }),
+    config: { rateLimit: config.rateLimitIngest > 0 ? { max: config.rateLimitIngest, timeWindow: '1 minute' } : false },
+    schema: {
+      summary: 'Ingest a batch of scored items (JSON array or NDJSON)',
+      tags: ['ingest'],
+      security: [{ bearer: [] }],
+      body: Type.Array(ItemSchema, { minItems: 1, maxItems: MAX_BATCH_ITEMS }),
+      response: {
+        202: Type.Object({ accepted: Type.Integer() }),
+        400: ErrorSchema,
+        401: ErrorSchema,
+        413: ErrorSchema
+      }
+    }
+  }, async (request, reply) => {
+    const body: unknown = request.body
+    if (!Array.isArray(body)) {
+      throw new PulseError('PULSE_ERR_VALIDATION', 'The body must be an array of items (or NDJSON)', [{ field: 'body', message: 'expected an array' }])
+    }
+    if (body.length === 0) throw new PulseError('PULSE_ERR_EMPTY_BATCH')
+    if (body.length > MAX_BATCH_ITEMS) throw new PulseError('PULSE_ERR_BATCH_TOO_LARGE', `A batch holds at most ${MAX_BATCH_ITEMS} items (got ${body.length})`)
+    const now = app.pulse.now()
+    const checked = checkBatch(body, { tickers, now, scoreText })
+    if (!checked.ok) {
+      const details = checked.problems.map(({ index, field, message }) => ({ index, field, message }))
+      const everyProblemTooOld = checked.problems.every((p) => p.tooOld === true)
+      if (everyProblemTooOld) throw new PulseError('PULSE_ERR_ITEM_TOO_OLD', undefined, details)
+      throw new PulseError('PULSE_ERR_VALIDATION', `${new Set(details.map((d) => d.index)).size} of ${body.length} items are invalid; nothing was ingested`, details)
+    }
+    try {
+      await app.pulse.queue.enqueue(checked.items, now)
+    } catch (err) {
+      request.log.error({ err }, 'enqueue failed')
+      throw new PulseError('PULSE_ERR_UNAVAILABLE', 'The ingest queue is unavailable; nothing was ingested, retry later')
+    }
+    return await reply.code(202).send({ accepted: checked.items.length })
+  })
+}

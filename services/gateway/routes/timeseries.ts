@@ -1,0 +1,40 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance } from 'fastify'
+import { PulseError } from '../../../shared/errors.js'
+import { isResolution } from '../../../shared/timeseries/index.js'
+import { queryHistory } from '../history.js'
+import { ErrorSchema, ResolutionSchema, TimeseriesResponseSchema } from '../schemas.js'
+
+/** Checks a ticker path parameter against the configured set: unknown tickers are 404. */
+export function knownTicker (tickers: ReadonlySet<string>, ticker: string): string {
+  if (!tickers.has(ticker)) throw new PulseError('PULSE_ERR_UNKNOWN_TICKER', `Unknown ticker ${JSON.stringify(ticker.slice(0, 32))}`)
+  return ticker
+}
+
+/** `GET /api/v2/timeseries/:ticker`: history from the L1 series cache. */
+export default async function timeseriesRoutes (app: FastifyInstance): Promise<void> {
+  const { config } = app.pulse
+  const tickers = new Set(config.tickers)
+  app.get<{ Params: { ticker: string }, Querystring: { resolution?: string, start?: string, end?: string } }>('/api/v2/timeseries/:ticker', {
+    // Parameters are checked below so each problem gets its own catalogue code.
+    validatorCompiler: () => (value: unknown) => ({ value }),
+    config: { rateLimit: config.rateLimitRead > 0 ? { max: config.rateLimitRead, timeWindow: '1 minute' } : false },
+    schema: {
+      summary: 'Buckets of one ticker at one resolution',
+      tags: ['history'],
+      params: Type.Object({ ticker: Type.String() }),
+      querystring: Type.Object({
+        resolution: ResolutionSchema,
+        start: Type.Optional(Type.String({ description: 'ISO 8601; default end minus the retention' })),
+        end: Type.Optional(Type.String({ description: 'ISO 8601; default now' }))
+      }),
+      response: { 200: TimeseriesResponseSchema, 400: ErrorSchema, 404: ErrorSchema }
+    }
+  }, async (request) => {
+    const ticker = knownTicker(tickers, request.params.ticker)
+    const { resolution, start, end } = request.query
+    if (!isResolution(resolution)) throw new PulseError('PULSE_ERR_BAD_RESOLUTION', undefined, [{ field: 'resolution', message: resolution === undefined ? 'required' : 'not a resolution' }])
+    if (Array.isArray(start) || Array.isArray(end)) throw new PulseError('PULSE_ERR_BAD_RANGE', 'start and end may be given once')
+    return await queryHistory(app.pulse.cache, { ticker, resolution, start, end }, app.pulse.now)
+  })
+}

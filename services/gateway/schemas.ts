@@ -1,0 +1,52 @@
+import { Type } from '@sinclair/typebox'
+import { RESOLUTIONS } from '../../shared/timeseries/index.js'
+
+export const ResolutionSchema = Type.Union(RESOLUTIONS.map((r) => Type.Literal(r)), { description: 'one of 1m 5m 10m 1h 3h 6h 12h 24h' })
+
+export const LabelCountsSchema = Type.Object({
+  positive: Type.Integer(),
+  neutral: Type.Integer(),
+  negative: Type.Integer()
+})
+
+/** A bucket on the wire (SPEC §2); partial buckets add progress fields. */
+export const BucketSchema = Type.Object({
+  ticker: Type.String(),
+  resolution: Type.String(),
+  timestamp: Type.String({ description: 'bucket start, ISO 8601 UTC' }),
+  open: Type.Number(),
+  high: Type.Number(),
+  low: Type.Number(),
+  close: Type.Number(),
+  count: Type.Integer(),
+  sum: Type.Number(),
+  avg: Type.Number(),
+  label_counts: LabelCountsSchema,
+  sources: Type.Array(Type.String()),
+  last_updated: Type.String(),
+  is_partial: Type.Boolean(),
+  rev: Type.Integer(),
+  progress_pct: Type.Optional(Type.Number()),
+  next_update_at: Type.Optional(Type.String())
+})
+
+export const TimeseriesResponseSchema = Type.Object({
+  ticker: Type.String(),
+  resolution: Type.String(),
+  buckets: Type.Array(BucketSchema),
+  partial_bucket: Type.Union([BucketSchema, Type.Null()]),
+  cache_hit: Type.Boolean(),
+  query_time_ms: Type.Number()
+})
+
+export const ErrorSchema = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+    details: Type.Optional(Type.Array(Type.Object({
+      index: Type.Optional(Type.Integer()),
+      field: Type.String(),
+      message: Type.String()
+    })))
+  })
+}, { description: 'Every error: a PULSE_ERR_* code, a message, and per-item details where they apply' })
