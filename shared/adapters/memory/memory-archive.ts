@@ -1,0 +1,60 @@
+import type { Archive } from '../../ports/index.js'
+import { type Bucket, type BucketRef, type Resolution, bucketId, seriesKey, ttlSeconds } from '../../timeseries/index.js'
+
+function unexpired (bucket: Bucket, now: number): boolean {
+  return ttlSeconds(bucket.start, bucket.resolution) * 1000 >= now
+}
+
+/**
+ * An archive in process memory with the DynamoDB table's semantics: full bucket states
+ * keyed by series and start, and reads that leave out buckets whose `ttl` has passed.
+ * For tests and tools that need a real archive without a store.
+ */
+export class MemoryArchive implements Archive {
+  readonly #series = new Map<string, Map<number, Bucket>>()
+  #writes = 0
+
+  async put (buckets: Bucket[]): Promise<void> {
+    for (const bucket of buckets) {
+      const key = seriesKey(bucket.ticker, bucket.resolution)
+      let series = this.#series.get(key)
+      if (series === undefined) {
+        series = new Map()
+        this.#series.set(key, series)
+      }
+      series.set(bucket.start, structuredClone(bucket))
+      this.#writes++
+    }
+  }
+
+  async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {
+    const series = this.#series.get(seriesKey(ticker, resolution))
+    if (series === undefined) return []
+    return [...series.values()]
+      .filter((b) => b.start >= from && b.start < to && unexpired(b, now))
+      .sort((a, b) => a.start - b.start)
+      .map((b) => structuredClone(b))
+  }
+
+  async get (refs: BucketRef[], now: number): Promise<Bucket[]> {
+    const result: Bucket[] = []
+    const done = new Set<string>()
+    for (const ref of refs) {
+      const id = bucketId(ref)
+      if (done.has(id)) continue
+      done.add(id)
+      const bucket = this.#series.get(seriesKey(ref.ticker, ref.resolution))?.get(ref.start)
+      if (bucket !== undefined && unexpired(bucket, now)) result.push(structuredClone(bucket))
+    }
+    return result
+  }
+
+  /** Bucket writes so far (one per bucket per `put`). */
+  get writes (): number {
+    return this.#writes
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {}
+}

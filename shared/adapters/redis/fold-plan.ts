@@ -1,0 +1,113 @@
+import {
+  type Bucket, type BucketRef, type Resolution, type ScoredItem,
+  DURATION_MS, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
+} from '../../timeseries/index.js'
+import { decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
+import { type RedisKeys, dirtyMember } from './keys.js'
+
+/** How long keys outlive their bucket's retention (covers items up to 5 minutes early). */
+export const EXPIRY_GRACE_MS = 60 * 60_000
+
+/**
+ * Milliseconds from `now` until a bucket's keys may expire: its end + retention + grace,
+ * and never less than the grace, so a caller whose clock lags keeps what it just wrote.
+ */
+export function bucketTtlMs (ref: BucketRef, now: number): number {
+  return Math.max(EXPIRY_GRACE_MS, bucketEnd(ref.start, ref.resolution) + RETENTION_MS[ref.resolution] + EXPIRY_GRACE_MS - now)
+}
+
+/** A series index outlives every bucket written into it now. */
+function indexTtlMs (resolution: Resolution): number {
+  return DURATION_MS[resolution] + RETENTION_MS[resolution] + EXPIRY_GRACE_MS
+}
+
+/** Starts below this have expired bucket keys at `now`, so the index can forget them. */
+function indexTrimBefore (resolution: Resolution, now: number): number {
+  return now - DURATION_MS[resolution] - RETENTION_MS[resolution] - EXPIRY_GRACE_MS
+}
+
+/** Keys and arguments of one script call, plus the refs in the order the script numbers them. */
+export interface ScriptCall {
+  keys: string[]
+  args: string[]
+  refs: BucketRef[]
+}
+
+function indexSlots (keys: RedisKeys, refs: readonly BucketRef[]): { indexKeys: string[], resolutions: Resolution[], pos: number[] } {
+  const resolutions: Resolution[] = []
+  const pos = refs.map((ref) => {
+    let at = resolutions.indexOf(ref.resolution)
+    if (at < 0) at = resolutions.push(ref.resolution) - 1
+    return at + 1
+  })
+  const ticker = refs[0]?.ticker ?? ''
+  return { indexKeys: resolutions.map((r) => keys.index(ticker, r)), resolutions, pos }
+}
+
+/**
+ * Plans lua/fold.lua for items of one ticker, each id at most once and believed unseen:
+ * buckets and retention come from the domain's `groupByBucket`, and each bucket's items
+ * are pre-aggregated so the script merges one partial aggregate per bucket.
+ */
+export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, seq?: number, dedupeWindowMs: number }): ScriptCall {
+  const { now } = options
+  const groups = [...groupByBucket(fresh, now).values()]
+  const refs = groups.map((g) => g.ref)
+  const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
+  const args: string[] = [
+    String(options.dedupeWindowMs), options.seq === undefined ? '' : String(options.seq),
+    String(refs.length), String(indexKeys.length), String(fresh.length)
+  ]
+  for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)), String(indexTrimBefore(resolution, now)))
+  groups.forEach((group, i) => {
+    const delta = foldAggregate(group.items)
+    if (delta === undefined) throw new Error('empty bucket group')
+    args.push(dirtyMember(group.ref), String(bucketTtlMs(group.ref, now)), String(pos[i]), String(group.ref.start), ...encodeAggregate(delta))
+  })
+  for (const item of fresh) args.push(item.id)
+  return { keys: [keys.seen(ticker), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs }
+}
+
+/** What lua/fold.lua answered. */
+export type FoldReply =
+  | { kind: 'dup', ids: string[] }
+  | { kind: 'load', refs: BucketRef[] }
+  | { kind: 'ok', changed: Bucket[] }
+
+function refAt (refs: readonly BucketRef[], oneBased: unknown): BucketRef {
+  const ref = refs[Number(oneBased) - 1]
+  if (ref === undefined) throw new Error(`fold script named bucket ${String(oneBased)} of ${refs.length}`)
+  return ref
+}
+
+/** Parses the reply of lua/fold.lua against the refs of its {@link ScriptCall}. */
+export function parseFoldReply (reply: unknown, refs: readonly BucketRef[]): FoldReply {
+  if (!Array.isArray(reply)) throw new Error('fold script returned no list')
+  const [kind, ...rest] = reply as unknown[]
+  if (kind === 'dup') return { kind, ids: rest.map(String) }
+  if (kind === 'load') return { kind, refs: rest.map((i) => refAt(refs, i)) }
+  if (kind !== 'ok') throw new Error(`fold script returned ${String(kind)}`)
+  const changed = rest.map((entry) => {
+    const [index, ...values] = entry as string[]
+    const bucket = decodeBucket(refAt(refs, index), values)
+    if (bucket === undefined) throw new Error('fold script returned an empty bucket')
+    return bucket
+  })
+  return { kind, changed }
+}
+
+/**
+ * Plans lua/seed.lua for refs of one ticker: buckets from `found` are installed, the rest
+ * become known-empty markers.
+ */
+export function planSeed (keys: RedisKeys, refs: readonly BucketRef[], found: ReadonlyMap<string, Bucket>, now: number): ScriptCall {
+  const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
+  const args: string[] = [String(refs.length), String(indexKeys.length)]
+  for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)))
+  const empty: string[] = new Array<string>(17).fill('')
+  refs.forEach((ref, i) => {
+    const bucket = found.get(keys.bucket(ref))
+    args.push(String(pos[i]), numberText(ref.start), String(bucketTtlMs(ref, now)), ...(bucket === undefined ? empty : encodeBucket(bucket)))
+  })
+  return { keys: [...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs: refs.slice() }
+}

@@ -1,0 +1,46 @@
+import { readFileSync } from 'node:fs'
+import type { Redis, Result } from 'ioredis'
+
+type Arg = string | number
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** lua/fold.lua; the first argument is the number of keys. */
+    pulseFold (numKeys: number, ...args: Arg[]): Result<unknown, Context>
+    /** lua/seed.lua */
+    pulseSeed (numKeys: number, ...args: Arg[]): Result<unknown, Context>
+    /** lua/mark-clean.lua */
+    pulseMarkClean (numKeys: number, ...args: Arg[]): Result<number, Context>
+    /** lua/mark-dirty.lua */
+    pulseMarkDirty (numKeys: number, ...args: Arg[]): Result<number, Context>
+  }
+}
+
+const SCRIPTS = {
+  pulseFold: 'fold',
+  pulseSeed: 'seed',
+  pulseMarkClean: 'mark-clean',
+  pulseMarkDirty: 'mark-dirty'
+} as const
+
+const sources = new Map<string, string>()
+
+/** Reads a script beside this module: `lua/` in the source tree and, once copied, in `dist/`. */
+function luaSource (file: string): string {
+  let source = sources.get(file)
+  if (source === undefined) {
+    source = readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), 'utf8')
+    sources.set(file, source)
+  }
+  return source
+}
+
+/**
+ * Defines Pulse's scripts as commands on a connection (ioredis sends EVALSHA and falls
+ * back to EVAL once per connection).
+ */
+export function defineScripts (redis: Redis): void {
+  for (const [command, file] of Object.entries(SCRIPTS)) {
+    redis.defineCommand(command, { lua: luaSource(file) })
+  }
+}

@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
+import {
+  type Bucket, type BucketRef, type ScoredItem,
+  applyToBucket, bucketStart, foldAggregate, groupByBucket, labelFor
+} from '../../shared/timeseries/index.js'
+import { startRedisServer } from '../helpers/redis-server.js'
+
+const DAY = 86_400_000
+
+function item (id: string, ts: number, score: number, source = 'tiingo', ticker = 'AAPL'): ScoredItem {
+  return { id, ticker, ts, score, label: labelFor(score), source }
+}
+
+/** The buckets the domain folds these (fresh) items into, as one change each. */
+function expected (items: ScoredItem[], now: number): Map<string, Bucket> {
+  const result = new Map<string, Bucket>()
+  for (const [key, group] of groupByBucket(items, now)) {
+    const delta = foldAggregate(group.items)
+    if (delta !== undefined) result.set(key, applyToBucket(group.ref, undefined, delta, now))
+  }
+  return result
+}
+
+function withoutClock (bucket: Bucket): Omit<Bucket, 'last_updated'> {
+  const { last_updated: _ignored, ...rest } = bucket
+  return rest
+}
+
+const server = await startRedisServer(t)
+
+async function newState (dedupeWindowMs = DAY): Promise<RedisHotState> {
+  const hot = new RedisHotState({ connection: server.url, env: `t${randomUUID().slice(0, 8)}`, dedupeWindowMs })
+  t.teardown(() => hot.close())
+  return hot
+}
+
+/** Folds, seeding known-empty buckets whenever the state asks. */
+async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number, seq?: number): Promise<{ changed: Bucket[], duplicates: number }> {
+  for (;;) {
+    const outcome = await hot.fold('AAPL', items, seq === undefined ? { now } : { now, seq })
+    if (outcome.kind === 'applied') return outcome
+    await hot.seed(outcome.refs, [])
+  }
+}
+
+t.test('fold asks for loads first, then applies the merge law to all eight resolutions', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const base = bucketStart(now, '1h')
+  const items = [item('b', base + 1000, 0.5), item('a', base + 1000, -0.25, 'finnhub'), item('c', base + 500, 0.1)]
+  const first = await hot.fold('AAPL', items, { now })
+  t.equal(first.kind, 'needs-load')
+  if (first.kind !== 'needs-load') return
+  t.equal(first.refs.length, 8)
+  t.same(await hot.get(first.refs), [], 'needs-load changed nothing')
+  await hot.seed(first.refs, [])
+  const outcome = await hot.fold('AAPL', items, { now })
+  t.equal(outcome.kind, 'applied')
+  if (outcome.kind !== 'applied') return
+  const want = expected(items, now)
+  t.equal(outcome.changed.length, 8)
+  for (const bucket of outcome.changed) {
+    t.strictSame(withoutClock(bucket), withoutClock(want.get(`${bucket.resolution}@${bucket.start}`) as Bucket))
+    t.ok(bucket.last_updated > 0)
+  }
+  const oneMinute = outcome.changed.find((b) => b.resolution === '1m') as Bucket
+  t.equal(oneMinute.open, 0.1, 'open is the earliest item')
+  t.equal(oneMinute.close, 0.5, 'close is the last by (ts, id): "b" after "a"')
+  t.strictSame(oneMinute.sources, ['finnhub', 'tiingo'])
+  t.strictSame(await hot.get([oneMinute]), [oneMinute], 'get returns the stored state')
+})
+
+t.test('dedupe: first copy counts, replays change nothing, the window bounds memory', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1m') + 10
+  const one = await foldLoaded(hot, [item('x', ts, 0.9), item('x', ts, -0.9)], now)
+  t.equal(one.duplicates, 1)
+  t.equal(one.changed[0]?.sum, 0.9, 'the first copy in a batch wins')
+  const replay = await foldLoaded(hot, [item('x', ts, -0.9)], now)
+  t.match(replay, { changed: [], duplicates: 1 })
+  const mixed = await foldLoaded(hot, [item('x', ts, 0.1), item('y', ts, 0.2)], now)
+  t.equal(mixed.duplicates, 1)
+  const bucket = mixed.changed.find((b) => b.resolution === '1m') as Bucket
+  t.equal(bucket.count, 2)
+  t.equal(bucket.rev, 2)
+
+  const short = await newState(200)
+  await foldLoaded(short, [item('z', ts, 0.3)], now)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const again = await foldLoaded(short, [item('z', ts, 0.3)], now)
+  t.equal(again.duplicates, 0, 'an id is forgotten after the window')
+})
+
+t.test('needs-load changes nothing, not even dedupe state; seed never overwrites', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1m') - 60_000
+  await foldLoaded(hot, [item('p', ts, 0.5)], now)
+  const before = await hot.range('AAPL', '1m', 0, now + DAY)
+
+  const archived: Bucket = { ...(before[0] as Bucket), start: bucketStart(ts - 60_000, '1m'), count: 5, sum: 1, rev: 7, sources: ['archive'] }
+  const loaded = new Set(expected([item('p', ts, 0.5)], now).keys())
+  const missing = [...expected([item('q', archived.start, 0.5)], now).keys()].filter((k) => !loaded.has(k))
+  const outcome = await hot.fold('AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
+  t.equal(outcome.kind, 'needs-load')
+  if (outcome.kind !== 'needs-load') return
+  t.same(outcome.refs.map((r) => `${r.resolution}@${r.start}`).sort(), missing.sort(), 'only buckets that are missing')
+  t.strictSame(await hot.range('AAPL', '1m', 0, now + DAY), before, 'no bucket changed')
+
+  await hot.seed(outcome.refs, [archived])
+  await hot.seed(outcome.refs, [{ ...archived, count: 999 }])
+  const applied = await hot.fold('AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
+  t.equal(applied.kind, 'applied')
+  if (applied.kind !== 'applied') return
+  t.equal(applied.duplicates, 0, 'ids were not recorded by the refused fold')
+  const grown = applied.changed.find((b) => b.resolution === '1m' && b.start === archived.start) as Bucket
+  t.equal(grown.count, 6, 'folded on top of the archived bucket, not over it')
+  t.equal(grown.rev, 8)
+  t.strictSame(grown.sources, ['archive', 'tiingo'])
+})
+
+t.test('range is ascending with from inclusive and to exclusive', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const start = bucketStart(now, '1m') - 10 * 60_000
+  const items = Array.from({ length: 10 }, (_, i) => item(`i${i}`, start + i * 60_000 + 5, i / 10))
+  await foldLoaded(hot, items.slice().reverse(), now)
+  const got = await hot.range('AAPL', '1m', start + 2 * 60_000, start + 5 * 60_000)
+  t.same(got.map((b) => b.start), [start + 2 * 60_000, start + 3 * 60_000, start + 4 * 60_000])
+  t.same(await hot.range('AAPL', '5m', 0, 1), [])
+  t.same(await hot.range('MSFT', '1m', 0, now + DAY), [])
+})
+
+t.test('dirty buckets: take, clean only at the written rev, mark again', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1m') + 1
+  await foldLoaded(hot, [item('d1', ts, 0.2)], now)
+  t.equal(await hot.dirtyCount(), 8)
+  const taken = await hot.takeDirty(100)
+  t.equal(taken.length, 8)
+  t.equal((await hot.takeDirty(3)).length, 3)
+
+  await foldLoaded(hot, [item('d2', ts, 0.4)], now)
+  await hot.markClean(taken)
+  t.equal(await hot.dirtyCount(), 8, 'a change after the take keeps buckets dirty')
+  const fresh = await hot.takeDirty(100)
+  t.ok(fresh.every((b) => b.rev === 2))
+  await hot.markClean(fresh)
+  t.equal(await hot.dirtyCount(), 0)
+
+  await hot.markDirty([fresh[0] as BucketRef, { ticker: 'AAPL', resolution: '1m', start: 0 }])
+  t.equal(await hot.dirtyCount(), 1, 'only loaded buckets are marked')
+  t.strictSame(await hot.takeDirty(10), [fresh[0]])
+})
+
+t.test('seq: a bucket skips a batch it has already seen', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1m') + 1
+  const first = await foldLoaded(hot, [item('s1', ts, 0.2)], now, 5)
+  t.equal(first.changed[0]?.seq, 5)
+  const again = await foldLoaded(hot, [item('s2', ts, 0.2)], now, 5)
+  t.same(again.changed, [])
+  const later = await foldLoaded(hot, [item('s3', ts, 0.2)], now, 6)
+  t.equal(later.changed[0]?.count, 2)
+})
+
+t.test('concurrent workers keep totals exact', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const workers = Array.from({ length: 4 }, () => new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY }))
+  t.teardown(() => Promise.all(workers.map((w) => w.close())))
+  const now = Date.now()
+  const base = bucketStart(now, '1h')
+  const items = Array.from({ length: 400 }, (_, i) => item(`c${i % 300}`, base + (i % 300) * 1000, ((i % 300) % 21) / 20 - 0.5))
+  const batches = Array.from({ length: 40 }, (_, i) => items.slice(i * 10, i * 10 + 10))
+  await Promise.all(batches.map(async (batch, i) => {
+    const hot = workers[i % workers.length] as RedisHotState
+    for (;;) {
+      const outcome = await hot.fold('AAPL', batch, { now })
+      if (outcome.kind === 'applied') return
+      await hot.seed(outcome.refs, [])
+    }
+  }))
+  const [hour] = await (workers[0] as RedisHotState).range('AAPL', '1h', base, base + 1)
+  const want = foldAggregate(items.slice(0, 300)) as NonNullable<ReturnType<typeof foldAggregate>>
+  t.equal(hour?.count, 300)
+  t.ok(Math.abs((hour?.sum ?? 0) - want.sum) < 1e-9)
+  t.equal(hour?.open, want.open)
+  t.equal(hour?.close, want.close)
+})
