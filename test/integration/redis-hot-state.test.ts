@@ -16,9 +16,9 @@ function item (id: string, ts: number, score: number, source = 'tiingo', ticker 
 /** The buckets the domain folds these (fresh) items into, as one change each. */
 function expected (items: ScoredItem[], now: number): Map<string, Bucket> {
   const result = new Map<string, Bucket>()
-  for (const [key, group] of groupByBucket(items, now)) {
+  for (const group of groupByBucket(items, now).values()) {
     const delta = foldAggregate(group.items)
-    if (delta !== undefined) result.set(key, applyToBucket(group.ref, undefined, delta, now))
+    if (delta !== undefined) result.set(`${group.ref.resolution}@${group.ref.start}`, applyToBucket(group.ref, undefined, delta, now))
   }
   return result
 }

@@ -1,7 +1,8 @@
-import { Redis, type ChainableCommander } from 'ioredis'
+import { Redis } from 'ioredis'
 import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import { type Bucket, type BucketRef, type Resolution, type ScoredItem, isResolution } from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
+import { closeConnection, execPipeline } from './connection.js'
 import { parseFoldReply, planFold, planSeed } from './fold-plan.js'
 import { RedisKeys, dirtyMember } from './keys.js'
 import { defineScripts } from './lua-scripts.js'
@@ -12,26 +13,8 @@ export interface RedisHotStateOptions {
   /** `PULSE_ENV`: every key starts with `pulse:<env>:`. */
   env: string
   dedupeWindowMs: number
-}
-
-/** Runs a pipeline and returns its results, throwing the first command error. */
-export async function execPipeline (pipeline: ChainableCommander): Promise<unknown[]> {
-  const results = await pipeline.exec()
-  if (results === null) throw new Error('pipeline was discarded')
-  return results.map(([error, value]) => {
-    if (error !== null) throw error
-    return value
-  })
-}
-
-/** Quits politely when connected; otherwise stops reconnecting at once. */
-export async function closeConnection (redis: Redis): Promise<void> {
-  if (redis.status === 'end') return
-  if (redis.status !== 'ready') {
-    redis.disconnect()
-    return
-  }
-  await redis.quit().catch(() => redis.disconnect())
+  /** Connection errors of an owned connection (ioredis reconnects by itself). */
+  onError?: (error: unknown) => void
 }
 
 function byTicker<T extends { ticker: string }> (list: readonly T[]): Map<string, T[]> {
@@ -71,6 +54,7 @@ export class RedisHotState implements HotState {
     this.#redis = typeof options.connection === 'string' ? new Redis(options.connection) : options.connection
     this.#keys = new RedisKeys(options.env)
     this.#dedupeWindowMs = options.dedupeWindowMs
+    if (this.#owned) this.#redis.on('error', options.onError ?? (() => {}))
     defineScripts(this.#redis)
   }
 

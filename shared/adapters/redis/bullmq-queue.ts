@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto'
+import { type Job, Queue, Worker } from 'bullmq'
+import { Redis } from 'ioredis'
+import type { BatchHandler, IngestQueue, QueueCounts } from '../../ports/index.js'
+import type { ScoredItem } from '../../timeseries/index.js'
+import { closeConnection } from './connection.js'
+
+/** Key prefix of every BullMQ queue; the hash tag keeps each queue's keys on one cluster slot. */
+export const BULLMQ_PREFIX = '{pulse}'
+
+export interface BullmqQueueOptions {
+  url: string
+  /** `PULSE_ENV`: the queue is `pulse-<env>-ingest`. */
+  env: string
+  /** Batches a worker folds at once (default 4). */
+  concurrency?: number
+  /** Tries per batch before it lands in the failed set (default 8). */
+  attempts?: number
+  /** First retry delay; doubles on each further attempt (default 500 ms). */
+  backoffMs?: number
+  /** Worker errors and batches that failed an attempt. */
+  onError?: (error: unknown, jobId?: string) => void
+}
+
+interface JobData {
+  acceptedAt: number
+  items: ScoredItem[]
+}
+
+/**
+ * The ingest queue on BullMQ: one job per accepted batch, retried with exponential
+ * backoff; completed jobs are removed, failed ones kept for operators to inspect and retry.
+ */
+export class BullmqIngestQueue implements IngestQueue {
+  readonly name: string
+  readonly #options: BullmqQueueOptions
+  readonly #connection: Redis
+  readonly #queue: Queue<JobData>
+  readonly #onError: (error: unknown, jobId?: string) => void
+  #workerConnection: Redis | undefined
+  #worker: Worker<JobData> | undefined
+
+  constructor (options: BullmqQueueOptions) {
+    this.#options = options
+    this.name = `pulse-${options.env}-ingest`
+    this.#onError = options.onError ?? (() => {})
+    this.#connection = new Redis(options.url)
+    this.#connection.on('error', (error) => this.#onError(error))
+    this.#queue = new Queue<JobData>(this.name, {
+      connection: this.#connection,
+      prefix: BULLMQ_PREFIX,
+      defaultJobOptions: {
+        attempts: options.attempts ?? 8,
+        backoff: { type: 'exponential', delay: options.backoffMs ?? 500 },
+        removeOnComplete: true,
+        removeOnFail: false
+      }
+    })
+    this.#queue.on('error', (error) => this.#onError(error))
+  }
+
+  /** Resolves with the job id once Redis has stored the job. */
+  async enqueue (items: ScoredItem[], acceptedAt: number): Promise<string> {
+    const jobId = randomUUID()
+    await this.#queue.add('batch', { acceptedAt, items }, { jobId })
+    return jobId
+  }
+
+  async consume (handler: BatchHandler): Promise<void> {
+    if (this.#worker !== undefined) throw new Error(`already consuming ${this.name}`)
+    // BullMQ's blocking reads need a connection that retries forever.
+    const connection = new Redis(this.#options.url, { maxRetriesPerRequest: null })
+    connection.on('error', (error) => this.#onError(error))
+    this.#workerConnection = connection
+    const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
+      await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
+    }, { connection, prefix: BULLMQ_PREFIX, concurrency: this.#options.concurrency ?? 4 })
+    worker.on('error', (error) => this.#onError(error))
+    worker.on('failed', (job, error) => this.#onError(error, job?.id))
+    this.#worker = worker
+    await worker.waitUntilReady()
+  }
+
+  async counts (): Promise<QueueCounts> {
+    const c = await this.#queue.getJobCounts('waiting', 'delayed', 'prioritized', 'paused', 'active', 'failed')
+    return {
+      waiting: (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
+      active: c.active ?? 0,
+      failed: c.failed ?? 0
+    }
+  }
+
+  async ping (): Promise<void> {
+    await this.#connection.ping()
+  }
+
+  /** Lets the worker finish the batches in hand, then closes every connection. */
+  async close (): Promise<void> {
+    await this.#worker?.close()
+    await this.#queue.close()
+    await Promise.all([closeConnection(this.#connection), this.#workerConnection && closeConnection(this.#workerConnection)])
+  }
+
+  /** The underlying BullMQ queue, for operators' tools (failed jobs, retries). */
+  get queue (): Queue<JobData> {
+    return this.#queue
+  }
+}

@@ -1,0 +1,56 @@
+import { BullmqIngestQueue } from './bullmq-queue.js'
+import { RedisBus } from './redis-bus.js'
+import { RedisHotState } from './redis-hot-state.js'
+import { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './repeatable-job.js'
+
+export { BullmqIngestQueue } from './bullmq-queue.js'
+export { RedisBus } from './redis-bus.js'
+export { RedisHotState } from './redis-hot-state.js'
+export { RedisKeys } from './keys.js'
+export { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './repeatable-job.js'
+
+export interface RedisAdapterOptions {
+  redisUrl: string
+  /** `PULSE_ENV`; keys, channels and queue names carry it. */
+  env: string
+  dedupeWindowMs: number
+  /** Batches one worker folds at once (default 4). */
+  concurrency?: number
+  /** Connection and worker errors (ioredis and BullMQ recover by themselves). */
+  onError?: (error: unknown) => void
+}
+
+/** Cluster-mode adapters, each on its own connections. */
+export interface RedisAdapters {
+  hot: RedisHotState
+  bus: RedisBus
+  queue: BullmqIngestQueue
+  /** Runs `fn` every `everyMs` once cluster-wide (see {@link scheduleRepeatable}); closed with the rest. */
+  scheduleRepeatable (name: string, everyMs: number, fn: (run: RepeatableRun) => Promise<void>): Promise<RepeatableJob>
+  /** Closes the queue first (the batch in hand finishes), then the bus and hot state. */
+  close (): Promise<void>
+}
+
+export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapters {
+  const { redisUrl: url, env, onError } = options
+  const errors = onError === undefined ? {} : { onError }
+  const hot = new RedisHotState({ connection: url, env, dedupeWindowMs: options.dedupeWindowMs, ...errors })
+  const bus = new RedisBus({ url, env, ...errors })
+  const queue = new BullmqIngestQueue({ url, env, ...errors, ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }) })
+  const jobs: RepeatableJob[] = []
+  return {
+    hot,
+    bus,
+    queue,
+    async scheduleRepeatable (name, everyMs, fn) {
+      const job = await scheduleRepeatable({ url, env, ...errors }, name, everyMs, fn)
+      jobs.push(job)
+      return job
+    },
+    async close () {
+      await Promise.all(jobs.map((job) => job.close()))
+      await queue.close()
+      await Promise.all([bus.close(), hot.close()])
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import { Redis } from 'ioredis'
+import type { BucketEvent, BucketListener, Bus, Unsubscribe } from '../../ports/index.js'
+import { type SeriesKey, seriesKey } from '../../timeseries/index.js'
+import { RedisKeys } from './keys.js'
+import { closeConnection, execPipeline } from './connection.js'
+
+export interface RedisBusOptions {
+  url: string
+  /** `PULSE_ENV`: channels are `pulse:<env>:ch:TICKER#res`. */
+  env: string
+  /** Called when a message cannot be parsed or a listener throws. */
+  onError?: (error: unknown) => void
+}
+
+interface Channel {
+  listeners: Set<BucketListener>
+  /** Settles once Redis confirmed the SUBSCRIBE. */
+  ready: Promise<unknown>
+}
+
+/**
+ * Pub/sub over Redis: one connection publishes, a dedicated one subscribes. Channels are
+ * reference-counted per series; ioredis re-subscribes every channel after a reconnect.
+ */
+export class RedisBus implements Bus {
+  readonly #pub: Redis
+  readonly #sub: Redis
+  readonly #keys: RedisKeys
+  readonly #channels = new Map<string, Channel>()
+  readonly #onError: (error: unknown) => void
+
+  constructor (options: RedisBusOptions) {
+    this.#keys = new RedisKeys(options.env)
+    this.#onError = options.onError ?? (() => {})
+    this.#pub = new Redis(options.url)
+    this.#sub = new Redis(options.url, { autoResubscribe: true })
+    this.#pub.on('error', this.#onError)
+    this.#sub.on('error', this.#onError)
+    this.#sub.on('message', (channel: string, message: string) => this.#deliver(channel, message))
+  }
+
+  async publish (events: BucketEvent[]): Promise<void> {
+    if (events.length === 0) return
+    const pipeline = this.#pub.pipeline()
+    for (const event of events) {
+      pipeline.publish(this.#keys.channel(seriesKey(event.bucket.ticker, event.bucket.resolution)), JSON.stringify(event))
+    }
+    await execPipeline(pipeline)
+  }
+
+  async subscribe (series: SeriesKey, listener: BucketListener): Promise<Unsubscribe> {
+    const name = this.#keys.channel(series)
+    let channel = this.#channels.get(name)
+    if (channel === undefined) {
+      channel = { listeners: new Set(), ready: this.#sub.subscribe(name) }
+      this.#channels.set(name, channel)
+    }
+    const entry = channel
+    // Wrapped so the same function may listen twice and be removed once per subscribe.
+    const own: BucketListener = (event) => listener(event)
+    entry.listeners.add(own)
+    try {
+      await entry.ready
+    } catch (error) {
+      this.#leave(name, entry, own)
+      throw error
+    }
+    let left = false
+    return async () => {
+      if (left) return
+      left = true
+      await this.#leave(name, entry, own)
+    }
+  }
+
+  /** Number of channels this bus is subscribed to. */
+  get channelCount (): number {
+    return this.#channels.size
+  }
+
+  async ping (): Promise<void> {
+    await this.#pub.ping()
+    if (this.#sub.status !== 'ready') throw new Error(`subscriber connection is ${this.#sub.status}`)
+  }
+
+  async close (): Promise<void> {
+    this.#channels.clear()
+    await Promise.all([closeConnection(this.#pub), closeConnection(this.#sub)])
+  }
+
+  async #leave (name: string, channel: Channel, listener: BucketListener): Promise<void> {
+    channel.listeners.delete(listener)
+    if (channel.listeners.size > 0 || this.#channels.get(name) !== channel) return
+    this.#channels.delete(name)
+    // A later subscribe of the same series queues its SUBSCRIBE behind this on one connection.
+    if (this.#sub.status === 'ready') await this.#sub.unsubscribe(name)
+    else this.#sub.unsubscribe(name).catch(this.#onError)
+  }
+
+  #deliver (name: string, message: string): void {
+    const channel = this.#channels.get(name)
+    if (channel === undefined) return
+    let event: BucketEvent
+    try {
+      event = JSON.parse(message) as BucketEvent
+    } catch (error) {
+      this.#onError(error)
+      return
+    }
+    for (const listener of channel.listeners) {
+      try {
+        listener(event)
+      } catch (error) {
+        this.#onError(error)
+      }
+    }
+  }
+}
