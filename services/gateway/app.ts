@@ -32,6 +32,8 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
     forceCloseConnections: 'idle'
   })
   app.decorate('pulse', context)
+  // Pulse speaks JSON and NDJSON only; anything else is a 415, not a string to misread.
+  app.removeContentTypeParser('text/plain')
   await app.register(errorHandler)
   await app.register(docs)
   const origins = context.config.allowedOrigins

@@ -53,6 +53,8 @@ export class SeriesCache {
   readonly #entries = new Map<SeriesKey, Entry>()
   hits = 0
   misses = 0
+  /** Loads from the stores (concurrent misses of one series count once). */
+  loads = 0
 
   constructor (options: SeriesCacheOptions) {
     this.#options = options
@@ -165,6 +167,7 @@ export class SeriesCache {
   /** Loads the retained window from both tiers; the newer rev of a bucket wins. */
   async #refresh (entry: Entry): Promise<void> {
     if (entry.refreshing !== undefined) return await entry.refreshing
+    this.loads++
     entry.refreshing = (async () => {
       // Subscribe first, so a change that lands during the load is not missed.
       await this.#subscribe(entry)

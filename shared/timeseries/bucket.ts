@@ -1,4 +1,4 @@
-import type { BucketRef } from './keys.js'
+import { type BucketRef, bucketId } from './keys.js'
 import { type Resolution, bucketEnd, bucketStart, isRetained, progressPct, RESOLUTIONS, toIsoSecond } from './resolutions.js'
 
 export type Label = 'positive' | 'neutral' | 'negative'
@@ -192,7 +192,7 @@ export function groupByBucket (items: readonly ScoredItem[], now: number): Map<s
   const groups = new Map<string, { ref: BucketRef, items: ScoredItem[] }>()
   for (const item of items) {
     for (const ref of bucketRefsFor(item, now)) {
-      const key = `${ref.resolution}@${ref.start}`
+      const key = bucketId(ref)
       const group = groups.get(key)
       if (group === undefined) groups.set(key, { ref, items: [item] })
       else group.items.push(item)

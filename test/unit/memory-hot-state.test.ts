@@ -1,0 +1,100 @@
+import fc from 'fast-check'
+import t from 'tap'
+import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
+import type { HotState } from '../../shared/ports/index.js'
+import { type Bucket, type ScoredItem, bucketRefsFor, foldAggregate, groupByBucket } from '../../shared/timeseries/index.js'
+import { firstCopies, itemArb } from '../helpers/items.js'
+
+const NOW = Date.UTC(2025, 11, 21, 10, 35, 17)
+const DAY = 86_400_000
+
+/** Folds like the aggregator does: load (here: nothing archived) whatever is missing, then fold. */
+async function fold (hot: HotState, items: ScoredItem[], now = NOW, seq?: number): Promise<Bucket[]> {
+  const byTicker = new Map<string, ScoredItem[]>()
+  for (const item of items) byTicker.set(item.ticker, [...(byTicker.get(item.ticker) ?? []), item])
+  const changed: Bucket[] = []
+  for (const [ticker, group] of byTicker) {
+    for (;;) {
+      const outcome = await hot.fold(ticker, group, seq === undefined ? { now } : { now, seq })
+      if (outcome.kind === 'applied') {
+        changed.push(...outcome.changed)
+        break
+      }
+      await hot.seed(outcome.refs, [])
+    }
+  }
+  return changed
+}
+
+async function state (hot: HotState, items: readonly ScoredItem[]): Promise<string> {
+  const refs = items.flatMap((item) => bucketRefsFor(item, NOW))
+  const buckets = await hot.get(refs)
+  const unique = new Map(buckets.map((b) => [`${b.ticker}${b.resolution}${b.start}`, b]))
+  return JSON.stringify([...unique.values()]
+    .sort((a, b) => `${a.ticker}${a.resolution}${a.start}`.localeCompare(`${b.ticker}${b.resolution}${b.start}`))
+    .map(({ rev, last_updated: lastUpdated, sum, ...rest }) => ({ ...rest, sum: Math.round(sum * 1e9) })))
+}
+
+t.test('batches of any split and order, with duplicates, give the fold of the first copies', async (t) => {
+  await fc.assert(fc.asyncProperty(
+    fc.array(itemArb(NOW), { minLength: 1, maxLength: 60 }),
+    fc.array(fc.nat({ max: 59 }), { maxLength: 5 }),
+    async (items, cuts) => {
+      const whole = new MemoryHotState({ dedupeWindowMs: DAY })
+      await fold(whole, items)
+      const split = new MemoryHotState({ dedupeWindowMs: DAY })
+      const points = [...new Set(cuts.map((c) => c % items.length))].sort((a, b) => a - b)
+      let from = 0
+      for (const point of [...points, items.length]) {
+        await fold(split, items.slice(from, point))
+        from = point
+      }
+      // Replaying everything again changes nothing: each (ticker, id) counts once.
+      await fold(split, items)
+      if (await state(whole, items) !== await state(split, items)) return false
+      const expected = firstCopies(items)
+      for (const { ref, items: bucketItems } of groupByBucket(expected, NOW).values()) {
+        const [bucket] = await whole.get([ref])
+        const agg = foldAggregate(bucketItems)
+        if (bucket === undefined || agg === undefined) return false
+        if (bucket.count !== agg.count || bucket.open !== agg.open || bucket.close !== agg.close) return false
+      }
+      return true
+    }
+  ), { numRuns: 150 })
+  t.pass('150 runs')
+})
+
+t.test('a fold that finds unloaded buckets changes nothing and names them', async (t) => {
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }
+  const first = await hot.fold('AAPL', [item], { now: NOW })
+  t.equal(first.kind, 'needs-load')
+  if (first.kind === 'needs-load') t.equal(first.refs.length, 8)
+  t.equal(await hot.dirtyCount(), 0)
+  const archived: Bucket = { ticker: 'AAPL', resolution: '1m', start: NOW - (NOW % 60_000), open: 0.1, high: 0.1, low: 0.1, close: 0.1, count: 5, sum: 0.5, label_counts: { positive: 5, neutral: 0, negative: 0 }, sources: ['finnhub'], first: { ts: NOW - 1000, id: 'a' }, last: { ts: NOW - 1000, id: 'a' }, rev: 7, last_updated: NOW - 500 }
+  if (first.kind === 'needs-load') await hot.seed(first.refs, [archived])
+  const second = await hot.fold('AAPL', [item], { now: NOW })
+  t.equal(second.kind, 'applied')
+  const [oneMinute] = await hot.get([archived])
+  t.equal(oneMinute?.count, 6, 'the archived totals are kept, never replaced by smaller ones')
+  t.equal(oneMinute?.rev, 8)
+  t.equal(await hot.dirtyCount(), 8)
+})
+
+t.test('a replayed batch sequence is skipped per bucket; dirty marks follow revs', async (t) => {
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }
+  const changed = await fold(hot, [item], NOW, 5)
+  t.equal(changed.length, 8)
+  t.ok(changed.every((b) => b.seq === 5))
+  const fresh = new MemoryHotState({ dedupeWindowMs: DAY })
+  const first = await fresh.fold('AAPL', [item], { now: NOW, seq: 5 })
+  if (first.kind === 'needs-load') await fresh.seed(first.refs, changed)
+  const replay = await fresh.fold('AAPL', [item], { now: NOW, seq: 5 })
+  t.same(replay.kind === 'applied' && replay.changed, [], 'buckets that hold seq 5 already are not changed')
+  const dirty = await hot.takeDirty(100)
+  await fold(hot, [{ ...item, id: 'y' }], NOW, 6)
+  await hot.markClean(dirty)
+  t.equal(await hot.dirtyCount(), 8, 'buckets changed after the flush read stay dirty')
+})
