@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system services Pulse's tests start themselves: redis-server (cluster and
+# fault tests) and Chromium (dashboard end-to-end tests). Needs root and Debian's apt.
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "Pulse's tests need: ${missing[*]}. Install them (Debian: apt-get install -y ${missing[*]}) and run again." >&2
+  exit 1
+fi
+echo "Installing ${missing[*]} for the tests..."
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
