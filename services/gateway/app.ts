@@ -10,6 +10,8 @@ import healthRoutes from './routes/health.js'
 import ingestRoutes from './routes/ingest.js'
 import tickerRoutes from './routes/tickers.js'
 import timeseriesRoutes from './routes/timeseries.js'
+import sseStream from './streaming/sse-plugin.js'
+import wsStream from './streaming/ws-plugin.js'
 
 export interface BuildAppOptions {
   /** Pino logger for the gateway; silent when unset. */
@@ -47,6 +49,8 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
   await app.register(timeseriesRoutes)
   await app.register(tickerRoutes)
   for (const plugin of options.plugins ?? []) await app.register(plugin)
+  await app.register(wsStream)
+  await app.register(sseStream)
   await app.register(dashboard)
   return app
 }
