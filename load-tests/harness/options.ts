@@ -18,7 +18,9 @@ export interface HarnessOptions {
 }
 
 /** A bad command line: the message says what to change. */
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
 
 export const USAGE = `Usage: npm run loadtest -- [options]
   --url URL          Pulse to test (or PULSE_URL); loopback unless given explicitly

@@ -1,0 +1,67 @@
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { checkK6Scripts } from '../../load-tests/check-k6.js'
+import { loadScenarios } from '../../load-tests/harness/config.js'
+import { Counter, type Metric, Rate, Trend } from '../../load-tests/harness/metrics.js'
+import { parseOptions, UsageError } from '../../load-tests/harness/options.js'
+import { evaluate, parseThreshold } from '../../load-tests/harness/thresholds.js'
+
+const K6_DIR = new URL('../../load-tests/k6/', import.meta.url)
+
+t.test('every threshold of every profile parses and names a metric some scenario emits', async (t) => {
+  const config = await loadScenarios()
+  const emitted = new Set(Object.values(config.scenarios).flatMap((scenario) => scenario?.metrics ?? []))
+  for (const [name, profile] of Object.entries(config.profiles)) {
+    for (const [metric, expressions] of Object.entries(profile.thresholds)) {
+      t.ok(emitted.has(metric), `${name}: ${metric} is emitted`)
+      for (const expression of expressions) t.doesNotThrow(() => parseThreshold(metric, expression), `${name}: ${metric} ${expression}`)
+    }
+  }
+  t.ok(config.profiles.seed !== undefined && config.profiles.pulse !== undefined)
+})
+
+t.test('the k6 scripts bundle and declare the metrics scenarios.json lists', async (t) => {
+  t.same(await checkK6Scripts(), [])
+  const config = await loadScenarios()
+  const sources = await Promise.all(['dashboard-ws.js', 'history-rest.js', 'sse-legacy.js', 'lib/ingest.js'].map(async (file) => await readFile(new URL(file, K6_DIR), 'utf8')))
+  const declared = new Set(sources.join('\n').match(/new (?:Trend|Rate|Counter)\('([a-z0-9_]+)'/g)?.map((m) => m.slice(m.indexOf("'") + 1, -1)))
+  for (const [name, scenario] of Object.entries(config.scenarios)) {
+    for (const metric of scenario?.metrics ?? []) {
+      if (metric !== 'checks') t.ok(declared.has(metric), `${name}: k6 declares ${metric}`)
+    }
+  }
+})
+
+t.test('thresholds evaluate like k6, and a metric without samples fails', async (t) => {
+  const trend = new Trend()
+  for (let i = 1; i <= 100; i++) trend.add(i)
+  const rate = new Rate()
+  for (let i = 0; i < 10; i++) rate.add(i < 9)
+  const counter = new Counter()
+  const metrics = new Map<string, Metric>([['lat', trend], ['hit', rate], ['errs', counter], ['empty', new Trend()]])
+  const results = evaluate([
+    parseThreshold('lat', 'p(95)<100'),
+    parseThreshold('lat', 'p(99)<50'),
+    parseThreshold('hit', 'rate>=0.9'),
+    parseThreshold('errs', 'count<1'),
+    parseThreshold('empty', 'p(95)<100'),
+    parseThreshold('missing', 'avg<1')
+  ], metrics)
+  t.same(results.map((r) => r.ok), [true, false, true, true, false, false])
+  t.ok(Math.abs((results[0]?.value ?? 0) - 95) < 0.1)
+  t.throws(() => parseThreshold('lat', 'p95<100'))
+})
+
+t.test('options are bounded and validated', async (t) => {
+  const options = parseOptions(['--scenario', 'dashboard-ws,ingest', '--users', '100', '--duration', '20s', '--profile', 'pulse'], {})
+  t.same(options.scenarios, ['dashboard-ws', 'ingest'])
+  t.equal(options.users, 100)
+  t.equal(options.durationMs, 20_000)
+  t.equal(options.url, undefined, 'no URL given: the harness uses loopback')
+  t.throws(() => parseOptions(['--users', '1000000'], {}), UsageError)
+  t.throws(() => parseOptions(['--duration', '2h'], {}), UsageError)
+  t.throws(() => parseOptions(['--scenario', 'nope'], {}), UsageError)
+  t.throws(() => parseOptions(['--url', 'ftp://x'], {}), UsageError)
+  t.throws(() => parseOptions(['--url', 'http://127.0.0.1:1', '--embedded'], {}), UsageError)
+  t.equal(parseOptions([], { PULSE_URL: 'http://127.0.0.1:4000/' }).url, 'http://127.0.0.1:4000')
+})
