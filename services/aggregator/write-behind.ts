@@ -17,6 +17,8 @@ export interface WriteBehindOptions {
   roundSize?: number
   /** Longest wait between failed flushes. Default 30 s. */
   maxBackoffMs?: number
+  /** Runs after every flush, before the next can start (the embedded journal checkpoints here). */
+  onFlushed?: (result: FlushResult) => Promise<void> | void
 }
 
 /** Counters for metrics. */
@@ -24,7 +26,7 @@ export interface WriteBehindStats {
   /** Bucket states handed to the archive successfully. */
   bucketsWritten: number
   flushes: number
-  /** Rounds whose `archive.put` failed (their buckets stayed dirty). */
+  /** Flushes that stopped on a failed write or hot-state call; unwritten buckets stayed dirty. */
   failedRounds: number
   /** Failed flushes in a row; drives the backoff, back to 0 after a success. */
   consecutiveFailures: number
@@ -53,6 +55,7 @@ export class WriteBehind {
   readonly #intervalMs: number
   readonly #roundSize: number
   readonly #maxBackoffMs: number
+  readonly #onFlushed: WriteBehindOptions['onFlushed']
   readonly #stats: WriteBehindStats = { bucketsWritten: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0 }
   #timer: NodeJS.Timeout | undefined
   #running: Promise<FlushResult> | undefined
@@ -65,6 +68,7 @@ export class WriteBehind {
     this.#intervalMs = options.flushIntervalMs
     this.#roundSize = options.roundSize ?? 500
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000
+    this.#onFlushed = options.onFlushed
   }
 
   get stats (): Readonly<WriteBehindStats> {
@@ -80,7 +84,7 @@ export class WriteBehind {
   /** Flushes at once (after any flush in progress); used on shutdown and by tests. */
   async flushNow (): Promise<FlushResult> {
     while (this.#running !== undefined) await this.#running.catch(() => undefined)
-    const running = this.#flush()
+    const running = this.#flushThenReport()
     this.#running = running
     try {
       return await running
@@ -111,33 +115,53 @@ export class WriteBehind {
     this.#timer.unref()
   }
 
+  async #flushThenReport (): Promise<FlushResult> {
+    const result = await this.#flush()
+    try {
+      await this.#onFlushed?.(result)
+    } catch (err) {
+      this.#log.warn({ err }, 'after-flush hook failed')
+    }
+    return result
+  }
+
   async #flush (): Promise<FlushResult> {
     this.#stats.flushes++
     const written = new Set<string>()
     let failed = false
-    for (;;) {
-      // Buckets already written in this flush may be dirty again; ask past them so they
-      // cannot hide the rest, and leave them for the next interval.
-      const limit = written.size + this.#roundSize
-      const taken = await this.#hot.takeDirty(limit)
-      const round: Bucket[] = taken.filter((bucket) => !written.has(bucketId(bucket)))
-      if (round.length === 0) break
-      try {
-        await this.#archive.put(round)
-      } catch (err) {
-        failed = true
-        this.#stats.failedRounds++
-        this.#log.warn({ err, buckets: round.length }, 'archive write failed; buckets stay dirty for the next flush')
-        break
-      }
-      await this.#hot.markClean(round)
-      for (const bucket of round) written.add(bucketId(bucket))
-      this.#stats.bucketsWritten += round.length
-      if (taken.length < limit) break
+    try {
+      await this.#drain(written)
+    } catch (err) {
+      failed = true
+      this.#stats.failedRounds++
+      this.#log.warn({ err, written: written.size }, 'write-behind flush failed; unwritten buckets stay dirty for the next flush')
     }
     this.#stats.consecutiveFailures = failed ? this.#stats.consecutiveFailures + 1 : 0
-    this.#stats.backlog = await this.#hot.dirtyCount()
+    this.#stats.backlog = await this.#hot.dirtyCount().catch(() => this.#stats.backlog)
     if (written.size > 0) this.#log.debug({ written: written.size, backlog: this.#stats.backlog }, 'write-behind flushed')
     return { written: written.size, failed, backlog: this.#stats.backlog }
+  }
+
+  /** Writes each dirty bucket at most once, in rounds; rejects on the first failed round. */
+  async #drain (written: Set<string>): Promise<void> {
+    let limit = this.#roundSize
+    for (;;) {
+      const taken = await this.#hot.takeDirty(limit)
+      const fresh = taken.filter((bucket) => !written.has(bucketId(bucket)))
+      if (fresh.length === 0) {
+        if (taken.length < limit) return
+        // Everything in view changed again after its write this flush: those wait for the
+        // next interval, so look past them.
+        limit = taken.length + this.#roundSize
+        continue
+      }
+      const round: Bucket[] = fresh.slice(0, this.#roundSize)
+      await this.#archive.put(round)
+      for (const bucket of round) written.add(bucketId(bucket))
+      this.#stats.bucketsWritten += round.length
+      await this.#hot.markClean(round)
+      // Skip past the re-dirtied buckets at the front next time, then a full round.
+      limit = taken.length - fresh.length + this.#roundSize
+    }
   }
 }

@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+
+export interface DynamoClientOptions {
+  region: string
+  /** Unset: real DynamoDB in `region`. Set: that endpoint (dynalite, DynamoDB Local, LocalStack). */
+  endpoint?: string | undefined
+}
+
+/** The low-level client (table management) and the document client over it (data). */
+export interface DynamoClients {
+  client: DynamoDBClient
+  doc: DynamoDBDocumentClient
+}
+
+/**
+ * True when `endpoint` is not AWS itself: dynalite or another emulator, which accepts any
+ * signature and may lack some operations.
+ */
+export function isLocalEndpoint (endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false
+  return !new URL(endpoint).hostname.endsWith('.amazonaws.com')
+}
+
+/** Whether the default AWS credential chain has anything to find on this machine. */
+function hasAwsCredentials (env: NodeJS.ProcessEnv): boolean {
+  if (env.AWS_ACCESS_KEY_ID !== undefined || env.AWS_PROFILE !== undefined) return true
+  if (env.AWS_WEB_IDENTITY_TOKEN_FILE !== undefined || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI !== undefined) return true
+  const credentialsFile = env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), '.aws', 'credentials')
+  const configFile = env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config')
+  return existsSync(credentialsFile) || existsSync(configFile)
+}
+
+/**
+ * Creates the DynamoDB clients. For a local endpoint on a machine without AWS credentials
+ * it signs with dummy ones, because emulators ignore signatures and the SDK would
+ * otherwise fail before sending anything, which is what keeps `npm start` working on a
+ * bare machine. Real DynamoDB always goes through the default credential chain.
+ */
+export function createDynamoClients (options: DynamoClientOptions, env: NodeJS.ProcessEnv = process.env): DynamoClients {
+  const local = isLocalEndpoint(options.endpoint)
+  const client = new DynamoDBClient({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    ...(local && !hasAwsCredentials(env) ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {})
+  })
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } })
+  return { client, doc }
+}

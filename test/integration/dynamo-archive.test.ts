@@ -1,0 +1,162 @@
+import t from 'tap'
+import { BatchGetCommand, BatchWriteCommand } from '@aws-sdk/lib-dynamodb'
+import { createDynamoClients, isLocalEndpoint } from '../../shared/adapters/dynamo/client.js'
+import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
+import { startDynalite } from '../../shared/adapters/dynamo/dynalite-server.js'
+import { ensureTable, tableName } from '../../shared/adapters/dynamo/table.js'
+import { type Bucket, type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../shared/timeseries/index.js'
+
+const T0 = Date.parse('2025-12-21T10:00:00Z')
+let tables = 0
+
+async function setup (t: { teardown: (fn: () => unknown) => void }, options: { pageSize?: number, maxAttempts?: number } = {}) {
+  const server = await startDynalite()
+  t.teardown(server.close)
+  const clients = createDynamoClients({ region: 'us-east-1', endpoint: server.endpoint })
+  t.teardown(() => clients.client.destroy())
+  const name = tableName(`test${++tables}`)
+  await ensureTable(clients.client, name, { local: true })
+  const archive = new DynamoArchive({ client: clients.doc, tableName: name, baseDelayMs: 1, ...options })
+  return { server, clients, name, archive }
+}
+
+function bucket (i: number, resolution: Resolution = '1m', ticker = 'AAPL', rev = 1): Bucket {
+  const start = T0 + i * DURATION_MS[resolution]
+  return {
+    ticker,
+    resolution,
+    start,
+    open: 0.1 + i / 1000,
+    high: 0.9,
+    low: -0.3,
+    close: -0.1 / 3,
+    count: 3 + i,
+    sum: 0.1 + 0.2 + i / 7,
+    label_counts: { positive: 1, neutral: i, negative: 2 },
+    sources: ['finnhub', 'tiingo'],
+    first: { ts: start + 5, id: `first-${i}` },
+    last: { ts: start + 59_000, id: `last-${i}` },
+    rev,
+    last_updated: start + 59_123,
+    ...(i % 2 === 0 ? { seq: i * 10 } : {})
+  }
+}
+
+const refOf = (b: Bucket) => ({ ticker: b.ticker, resolution: b.resolution, start: b.start })
+
+t.test('ensureTable is idempotent and tolerates only dynalite missing TTL, only when local', async (t) => {
+  const server = await startDynalite()
+  t.teardown(server.close)
+  const { client } = createDynamoClients({ region: 'us-east-1', endpoint: server.endpoint })
+  t.teardown(() => client.destroy())
+  t.same(await ensureTable(client, 'idem-sentiment-timeseries', { local: true }), { created: true, ttl: 'unsupported-locally' })
+  t.same(await ensureTable(client, 'idem-sentiment-timeseries', { local: true }), { created: false, ttl: 'unsupported-locally' })
+  await t.rejects(ensureTable(client, 'idem-sentiment-timeseries', { local: false }), { name: 'UnknownOperationException' },
+    'against what claims to be real DynamoDB the error surfaces')
+})
+
+t.test('put, get and range return exactly what was written', async (t) => {
+  const { archive, clients } = await setup(t)
+  const buckets = [0, 1, 2, 3, 4].map((i) => bucket(i))
+  const other = bucket(2, '5m')
+  await archive.put([...buckets, other, bucket(1, '1m', 'MSFT')])
+  t.strictSame(await archive.range('AAPL', '1m', T0, T0 + 5 * 60_000, T0), buckets)
+  t.strictSame(await archive.range('AAPL', '5m', 0, T0 * 2, T0), [other])
+  t.strictSame(await archive.get([refOf(buckets[3] as Bucket), refOf(other), { ticker: 'AAPL', resolution: '1h', start: T0 }], T0)
+    .then((found) => found.sort((a, b) => a.resolution.localeCompare(b.resolution))), [buckets[3], other])
+  await archive.ping()
+  await t.rejects(new DynamoArchive({ client: clients.doc, tableName: 'missing' }).ping(), { name: 'ResourceNotFoundException' })
+})
+
+t.test('range is from <= start < to, with unaligned bounds', async (t) => {
+  const { archive } = await setup(t)
+  await archive.put([0, 1, 2, 3].map((i) => bucket(i)))
+  const starts = async (from: number, to: number) => (await archive.range('AAPL', '1m', from, to, T0)).map((b) => (b.start - T0) / 60_000)
+  t.same(await starts(T0 + 60_000, T0 + 180_000), [1, 2])
+  t.same(await starts(T0 + 1, T0 + 180_001), [1, 2, 3])
+  t.same(await starts(T0 + 60_000, T0 + 60_000), [])
+  t.same(await starts(T0 + 500, T0 + 900), [])
+})
+
+t.test('put writes over 25 buckets in chunks, get reads over 100 keys in chunks', async (t) => {
+  const { archive } = await setup(t)
+  const buckets = Array.from({ length: 260 }, (_, i) => bucket(i))
+  await archive.put(buckets)
+  t.equal(archive.stats.writes, 260)
+  t.equal(archive.stats.writeCalls, Math.ceil(260 / 25))
+  const found = await archive.get([...buckets, ...buckets.slice(0, 10)].map(refOf), T0)
+  t.strictSame(found.sort((a, b) => a.start - b.start), buckets, 'all 260, duplicate refs read once')
+})
+
+t.test('one call writes each bucket once, its highest rev', async (t) => {
+  const { archive } = await setup(t)
+  await archive.put([bucket(0, '1m', 'AAPL', 2), bucket(0, '1m', 'AAPL', 5), bucket(0, '1m', 'AAPL', 3)])
+  t.equal(archive.stats.writes, 1)
+  t.equal((await archive.get([refOf(bucket(0))], T0))[0]?.rev, 5)
+})
+
+t.test('expired buckets are filtered out on read', async (t) => {
+  const { archive } = await setup(t)
+  const young = bucket(10)
+  const old = bucket(0)
+  await archive.put([old, young])
+  const expiry = bucketEnd(old.start, '1m') + RETENTION_MS['1m']
+  t.equal((await archive.range('AAPL', '1m', T0, T0 + 3_600_000, expiry - 1)).length, 2, 'both live just before the first expires')
+  t.strictSame(await archive.range('AAPL', '1m', T0, T0 + 3_600_000, expiry), [young])
+  t.strictSame(await archive.get([refOf(old), refOf(young)], expiry), [young])
+  t.strictSame(await archive.get([refOf(young)], expiry + 3_600_000), [])
+})
+
+t.test('range follows pagination', async (t) => {
+  const { archive } = await setup(t, { pageSize: 7 })
+  const buckets = Array.from({ length: 50 }, (_, i) => bucket(i))
+  await archive.put(buckets)
+  t.strictSame(await archive.range('AAPL', '1m', T0, T0 + 50 * 60_000, T0), buckets)
+})
+
+t.test('unprocessed items and keys are retried; put rejects when they stay unprocessed', async (t) => {
+  const { archive: plain, clients, name } = await setup(t)
+  let flakyCalls = 2
+  let alwaysFlaky = false
+  const send = clients.doc.send.bind(clients.doc)
+  const flaky = async (command: unknown): Promise<unknown> => {
+    if (command instanceof BatchWriteCommand && (alwaysFlaky || flakyCalls-- > 0)) {
+      const requests = command.input.RequestItems?.[name] ?? []
+      const half = Math.ceil(requests.length / 2)
+      if (!alwaysFlaky) await send(new BatchWriteCommand({ RequestItems: { [name]: requests.slice(0, half) } }))
+      return { UnprocessedItems: { [name]: alwaysFlaky ? requests : requests.slice(half) } }
+    }
+    if (command instanceof BatchGetCommand && flakyCalls-- > 0) {
+      const keys = command.input.RequestItems?.[name]?.Keys ?? []
+      const out = await send(new BatchGetCommand({ RequestItems: { [name]: { Keys: keys.slice(0, 1) } } }))
+      return { ...out, UnprocessedKeys: { [name]: { Keys: keys.slice(1) } } }
+    }
+    return await send(command as BatchGetCommand)
+  }
+  // The archive only calls send; the stub keeps the client's overloads out of the way.
+  clients.doc.send = flaky as typeof clients.doc.send
+  const archive = new DynamoArchive({ client: clients.doc, tableName: name, baseDelayMs: 1, maxAttempts: 4 })
+  const buckets = Array.from({ length: 20 }, (_, i) => bucket(i))
+  await archive.put(buckets)
+  t.equal(archive.stats.writes, 20)
+  t.equal(archive.stats.retries, 2)
+  flakyCalls = 1
+  t.equal((await archive.get(buckets.slice(0, 5).map(refOf), T0)).length, 5)
+  t.equal(archive.stats.retries, 3)
+  alwaysFlaky = true
+  await t.rejects(archive.put([bucket(30)]), { name: 'UnprocessedError' })
+  t.equal(archive.stats.failedPuts, 1)
+  t.equal(archive.stats.retries, 6, 'bounded: maxAttempts calls, so maxAttempts - 1 retries')
+  t.strictSame(await plain.get([refOf(bucket(30))], T0), [], 'nothing written')
+})
+
+t.test('local endpoints sign with dummy credentials when the machine has none', async (t) => {
+  const none = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config' }
+  const { client } = createDynamoClients({ region: 'us-east-1', endpoint: 'http://127.0.0.1:1' }, none)
+  t.teardown(() => client.destroy())
+  t.match(await client.config.credentials(), { accessKeyId: 'local', secretAccessKey: 'local' })
+  t.equal(isLocalEndpoint('http://localhost:8000'), true)
+  t.equal(isLocalEndpoint('http://dynamodb-local:8000'), true)
+  t.equal(isLocalEndpoint('https://dynamodb.eu-west-1.amazonaws.com'), false)
+  t.equal(isLocalEndpoint(undefined), false)
+})
