@@ -9,8 +9,10 @@ export interface PulseAdapters {
   hot: HotState
   bus: Bus
   archive: Archive
-  /** Called after each write-behind flush (the embedded journal checkpoints here). */
+  /** Called after write-behind flushes (the embedded journal checkpoints here). */
   afterFlush?: () => Promise<void>
+  /** Runs `fn` every `everyMs` once across the cluster; unset: each process runs its own timer. */
+  scheduleRepeatable?: (name: string, everyMs: number, fn: () => Promise<void>) => Promise<{ close: () => Promise<void> }>
   close: () => Promise<void>
 }
 

@@ -1,8 +1,40 @@
 import type { Logger } from 'pino'
+import { createDynamoClients, isLocalEndpoint } from '../shared/adapters/dynamo/client.js'
+import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
+import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
+import { createRedisAdapters } from '../shared/adapters/redis/index.js'
 import type { Config } from '../shared/config/config.js'
 import type { PulseAdapters } from './adapters.js'
 
-/** Cluster mode: Redis hot state, pub/sub and BullMQ queue; DynamoDB archive. */
-export async function createClusterAdapters (_config: Config, _log: Logger): Promise<PulseAdapters> {
-  throw new Error('REDIS_URL is set, but cluster mode is not available in this build')
+/**
+ * Cluster mode: Redis hot state (atomic Lua fold), Redis pub/sub, BullMQ ingest queue, and
+ * the DynamoDB archive. With `DYNAMODB_ENDPOINT` set (dynalite, DynamoDB Local) a missing
+ * table is created; on real DynamoDB the table comes from `npm run table:create`.
+ */
+export async function createClusterAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
+  const redisUrl = config.redisUrl as string
+  const { client, doc } = createDynamoClients({ region: config.awsRegion, endpoint: config.dynamodbEndpoint })
+  const table = tableName(config.env)
+  if (config.dynamodbEndpoint !== undefined) {
+    await ensureTable(client, table, { local: isLocalEndpoint(config.dynamodbEndpoint) })
+  }
+  const archive = new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
+  const redis = createRedisAdapters({
+    redisUrl,
+    env: config.env,
+    dedupeWindowMs: config.dedupeWindowMs,
+    onError: (err) => log.warn({ err }, 'redis')
+  })
+  return {
+    mode: 'cluster',
+    queue: redis.queue,
+    hot: redis.hot,
+    bus: redis.bus,
+    archive,
+    scheduleRepeatable: async (name, everyMs, fn) => await redis.scheduleRepeatable(name, everyMs, async () => { await fn() }),
+    close: async () => {
+      await redis.close()
+      await archive.close()
+    }
+  }
 }

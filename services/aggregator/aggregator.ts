@@ -1,20 +1,54 @@
 import type { Logger } from 'pino'
 import type { Config } from '../../shared/config/config.js'
 import type { PulseAdapters } from '../adapters.js'
+import { Finalizer } from './finalizer.js'
 import { foldBatch } from './fold-batch.js'
+import { WriteBehind } from './write-behind.js'
 
 export interface Aggregator {
+  writeBehind: WriteBehind
+  finalizer: Finalizer
+  /** Stops taking batches, finishes the one in hand, flushes dirty buckets. */
   stop: () => Promise<void>
 }
 
-/** The worker role: folds queued batches into the hot state and publishes the changes. */
-export async function startAggregator (adapters: PulseAdapters, _config: Config, log: Logger, now: () => number = Date.now): Promise<Aggregator> {
+/**
+ * The worker role: folds queued batches into the hot state and publishes the changes,
+ * writes changed buckets behind to the archive, and finalizes ended buckets every minute
+ * (once cluster-wide where the adapters can schedule that).
+ */
+export async function startAggregator (adapters: PulseAdapters, config: Config, log: Logger, now: () => number = Date.now): Promise<Aggregator> {
   const { queue, hot, archive, bus } = adapters
+  const writeBehind = new WriteBehind({ hot, archive, log: log.child({ part: 'write-behind' }), flushIntervalMs: config.flushIntervalMs })
+  const finalizer = new Finalizer({ hot, bus, tickers: config.tickers, log: log.child({ part: 'finalizer' }), now })
+  writeBehind.start()
+  let stopSchedule: () => Promise<void>
+  if (adapters.scheduleRepeatable !== undefined) {
+    const job = await adapters.scheduleRepeatable('finalizer', 60_000, async () => { await finalizer.runOnce(now()) })
+    stopSchedule = async () => await job.close()
+  } else {
+    finalizer.start()
+    stopSchedule = async () => finalizer.stop()
+  }
+  const afterFlush = adapters.afterFlush
+  const checkpointTimer = afterFlush === undefined
+    ? undefined
+    : setInterval(() => { afterFlush().catch((err: unknown) => log.warn({ err }, 'checkpoint failed')) }, config.flushIntervalMs)
+  checkpointTimer?.unref()
+
   await queue.consume(async (batch) => {
     const report = await foldBatch({ hot, archive, bus, now }, batch)
     log.debug({ batch: batch.id, items: batch.items.length, changed: report.changed.length, duplicates: report.duplicates }, 'folded')
   })
+
   return {
-    stop: async () => {}
+    writeBehind,
+    finalizer,
+    stop: async () => {
+      clearInterval(checkpointTimer)
+      await stopSchedule()
+      await writeBehind.stop()
+      await afterFlush?.()
+    }
   }
 }

@@ -44,6 +44,21 @@ export function resolveRange (request: HistoryRequest, now: number): { from: num
   return { from, to }
 }
 
+/**
+ * Wire form of completed buckets, kept per bucket state: once a bucket has ended its wire
+ * form no longer depends on the clock, and a new state is a new object (so no staleness).
+ */
+const completedWire = new WeakMap<Bucket, WireBucket>()
+
+function completedToWire (bucket: Bucket, now: number): WireBucket {
+  let wire = completedWire.get(bucket)
+  if (wire === undefined) {
+    wire = toWireBucket(bucket, now)
+    if (!wire.is_partial) completedWire.set(bucket, wire)
+  }
+  return wire
+}
+
 /** Binary search: index of the first bucket whose start is >= `start`. */
 function lowerBound (buckets: readonly Bucket[], start: number): number {
   let lo = 0
@@ -69,7 +84,7 @@ export async function queryHistory (cache: SeriesCache, request: HistoryRequest,
     const bucket = view.buckets[i] as Bucket
     if (bucket.start >= to) break
     if (bucket.start === current) continue
-    buckets.push(toWireBucket(bucket, at))
+    buckets.push(completedToWire(bucket, at))
   }
   for (let i = view.buckets.length - 1; i >= 0; i--) {
     const bucket = view.buckets[i] as Bucket
