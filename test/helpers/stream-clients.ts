@@ -1,0 +1,168 @@
+import { connect, createServer, type Socket } from 'node:net'
+import { EventSource } from 'eventsource'
+import WebSocket from 'ws'
+
+/** A bucket as clients receive it; `any` fields are not needed by the tests. */
+export interface ReceivedBucket {
+  ticker: string
+  resolution: string
+  timestamp: string
+  rev: number
+  count: number
+  sum: number
+  is_partial: boolean
+  [field: string]: unknown
+}
+
+/** A received event: WebSocket objects as sent, SSE events as `{type, id, ...data}`. */
+export interface ReceivedEvent {
+  type: string
+  id?: string
+  ticker?: string
+  resolution?: string
+  bucket?: ReceivedBucket
+  accepted_at?: number
+  [field: string]: unknown
+}
+
+/** What a client knows: the highest-rev state of every bucket it heard of. */
+export class ClientState {
+  readonly buckets = new Map<string, ReceivedBucket>()
+  readonly events: ReceivedEvent[] = []
+  lastId: string | undefined
+
+  apply (event: ReceivedEvent): void {
+    this.events.push(event)
+    if (event.bucket === undefined) return
+    if (event.id !== undefined) this.lastId = event.id
+    const key = `${event.bucket.ticker}#${event.bucket.resolution}@${event.bucket.timestamp}`
+    const current = this.buckets.get(key)
+    if (current === undefined || event.bucket.rev >= current.rev) this.buckets.set(key, event.bucket)
+  }
+
+  /** `key → rev:count:sum` of every bucket, for comparing two clients. */
+  digest (): Record<string, string> {
+    const out: Record<string, string> = {}
+    for (const [key, b] of [...this.buckets].sort(([a], [c]) => a.localeCompare(c))) out[key] = `${b.rev}:${b.count}:${b.sum.toFixed(9)}`
+    return out
+  }
+
+  of (type: string): ReceivedEvent[] {
+    return this.events.filter((e) => e.type === type)
+  }
+}
+
+/** Polls until `check` holds, failing after `ms`. */
+export async function until (check: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** A real `ws` client that records what it receives. */
+export class WsTestClient {
+  readonly state = new ClientState()
+  readonly socket: WebSocket
+  closeCode: number | undefined
+  readonly opened: Promise<void>
+  readonly closedPromise: Promise<number>
+
+  constructor (url: string, options: WebSocket.ClientOptions = {}) {
+    this.socket = new WebSocket(url, options)
+    this.socket.on('message', (data) => {
+      const parsed = JSON.parse(data.toString()) as ReceivedEvent | ReceivedEvent[]
+      for (const event of Array.isArray(parsed) ? parsed : [parsed]) this.state.apply(event)
+    })
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once('open', () => resolve())
+      this.socket.once('error', reject)
+    })
+    this.closedPromise = new Promise((resolve) => this.socket.once('close', (code) => {
+      this.closeCode = code
+      resolve(code)
+    }))
+    this.socket.on('error', () => {})
+  }
+
+  static async open (base: string, query = '', options: WebSocket.ClientOptions = {}): Promise<WsTestClient> {
+    const client = new WsTestClient(`${base.replace(/^http/, 'ws')}/api/v2/ws${query}`, options)
+    await client.opened
+    return client
+  }
+
+  send (message: unknown): void {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message))
+  }
+
+  /** Sends a subscribe and waits for its `subscribed` reply. */
+  async subscribe (tickers: string[], resolutions: string[], since?: string): Promise<ReceivedEvent> {
+    const before = this.state.of('subscribed').length
+    this.send({ op: 'subscribe', tickers, resolutions, ...(since === undefined ? {} : { since }) })
+    await until(() => this.state.of('subscribed').length > before || this.state.of('error').length > 0, 10_000, 'subscribed')
+    return this.state.of('subscribed')[before] as ReceivedEvent
+  }
+
+  close (): void {
+    this.socket.terminate()
+  }
+}
+
+const SSE_TYPES = ['partial_bucket', 'bucket_update', 'heartbeat']
+
+/** A real `eventsource` client that records what it receives. */
+export class SseTestClient {
+  readonly state = new ClientState()
+  readonly source: EventSource
+  opens = 0
+
+  constructor (url: string, init: ConstructorParameters<typeof EventSource>[1] = {}) {
+    this.source = new EventSource(url, init)
+    this.source.addEventListener('open', () => { this.opens++ })
+    for (const type of SSE_TYPES) {
+      this.source.addEventListener(type, (message) => {
+        const data = JSON.parse(message.data) as Record<string, unknown>
+        this.state.apply({ type, ...(message.lastEventId === '' ? {} : { id: message.lastEventId }), ...data })
+      })
+    }
+  }
+
+  close (): void {
+    this.source.close()
+  }
+}
+
+/** A TCP proxy in front of the gateway, so a test can cut client connections like a network would. */
+export async function startProxy (targetPort: number): Promise<{ url: string, drop: () => void, close: () => Promise<void> }> {
+  const pairs = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1')
+    pairs.add(client)
+    pairs.add(upstream)
+    client.pipe(upstream).pipe(client)
+    const end = (): void => {
+      client.destroy()
+      upstream.destroy()
+      pairs.delete(client)
+      pairs.delete(upstream)
+    }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  return {
+    url: `http://127.0.0.1:${port}`,
+    drop: () => { for (const socket of pairs) socket.destroy() },
+    close: async () => {
+      for (const socket of pairs) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/** An item for `p.post`, in the current minute unless `ts` says otherwise. */
+export function item (id: string, ticker = 'AAPL', ts = Date.now(), score = 0.1): Record<string, unknown> {
+  return { id, ticker, timestamp: new Date(ts).toISOString(), score, source: 'test' }
+}
