@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { createDynamoClients } from '../shared/adapters/dynamo/client.js'
+import { createDynamoClients, isLocalEndpoint } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import { startDynalite } from '../shared/adapters/dynamo/dynalite-server.js'
 import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
@@ -22,7 +22,7 @@ export async function createEmbeddedAdapters (config: Config, log: Logger): Prom
   const endpoint = config.dynamodbEndpoint ?? dynalite?.endpoint
   const { client, doc } = createDynamoClients({ region: config.awsRegion, endpoint })
   const table = tableName(config.env)
-  await ensureTable(client, table, { local: endpoint !== undefined })
+  await ensureTable(client, table, { local: isLocalEndpoint(endpoint) })
   const archive = new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
   const hot = new MemoryHotState({ dedupeWindowMs: config.dedupeWindowMs })
   const bus = new MemoryBus()

@@ -19,7 +19,14 @@ export interface Aggregator {
  */
 export async function startAggregator (adapters: PulseAdapters, config: Config, log: Logger, now: () => number = Date.now): Promise<Aggregator> {
   const { queue, hot, archive, bus } = adapters
-  const writeBehind = new WriteBehind({ hot, archive, log: log.child({ part: 'write-behind' }), flushIntervalMs: config.flushIntervalMs })
+  const afterFlush = adapters.afterFlush
+  const writeBehind = new WriteBehind({
+    hot,
+    archive,
+    log: log.child({ part: 'write-behind' }),
+    flushIntervalMs: config.flushIntervalMs,
+    ...(afterFlush === undefined ? {} : { onFlushed: async () => await afterFlush() })
+  })
   const finalizer = new Finalizer({ hot, bus, tickers: config.tickers, log: log.child({ part: 'finalizer' }), now })
   writeBehind.start()
   let stopSchedule: () => Promise<void>
@@ -30,11 +37,6 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     finalizer.start()
     stopSchedule = async () => finalizer.stop()
   }
-  const afterFlush = adapters.afterFlush
-  const checkpointTimer = afterFlush === undefined
-    ? undefined
-    : setInterval(() => { afterFlush().catch((err: unknown) => log.warn({ err }, 'checkpoint failed')) }, config.flushIntervalMs)
-  checkpointTimer?.unref()
 
   await queue.consume(async (batch) => {
     const report = await foldBatch({ hot, archive, bus, now }, batch)
@@ -45,10 +47,8 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     writeBehind,
     finalizer,
     stop: async () => {
-      clearInterval(checkpointTimer)
       await stopSchedule()
       await writeBehind.stop()
-      await afterFlush?.()
     }
   }
 }

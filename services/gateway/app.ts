@@ -1,6 +1,6 @@
 import cors from '@fastify/cors'
 import rateLimit from '@fastify/rate-limit'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
 import { PulseError } from '../../shared/errors.js'
 import type { GatewayContext } from './context.js'
 import dashboard from './plugins/dashboard.js'
@@ -25,7 +25,7 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     // At thousands of requests a second, per-request lines drown the useful ones; errors are still logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1_048_576,
     // Slow or idle clients may not hold a request open for long.
     requestTimeout: 30_000,
