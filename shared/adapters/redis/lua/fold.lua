@@ -170,9 +170,10 @@ for b = 1, nb do
       hset[#hset + 1] = seqText
     end
     redis.call('HSET', key, unpack(hset))
-    redis.call('PEXPIRE', key, ttlMs)
     redis.call('ZADD', dirtyKey, 'NX', now, member)
     if isNew then
+      -- An existing bucket already carries its expiry (end + retention + grace, fixed).
+      redis.call('PEXPIRE', key, ttlMs)
       redis.call('ZADD', KEYS[2 + nb + indexPos], start, start)
       indexTouched[indexPos] = true
     end
