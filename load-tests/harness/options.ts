@@ -11,6 +11,8 @@ export interface HarnessOptions {
   users: number | undefined
   durationMs: number | undefined
   rampUpMs: number | undefined
+  /** Unmeasured ingest before the run. */
+  warmUpMs: number
   profile: string
   itemsPerSecond: number | undefined
   ingestKey: string | undefined
@@ -29,6 +31,7 @@ export const USAGE = `Usage: npm run loadtest -- [options]
   --users N          users of the selected scenario (dashboard-ws when all run); max 20000
   --duration D       steady phase, e.g. 20s, 2m (max 30m)
   --ramp-up D        time over which users connect
+  --warm-up D        unmeasured ingest before the run (default 10s; 0s to skip)
   --profile P        seed | pulse (thresholds from scenarios.json; default seed)
   --rate N           ingest items per second (max 100000)
   --no-seed          do not post history before the run
@@ -79,6 +82,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv): HarnessOp
         users: { type: 'string' },
         duration: { type: 'string' },
         'ramp-up': { type: 'string' },
+        'warm-up': { type: 'string', default: '10s' },
         profile: { type: 'string', default: 'seed' },
         rate: { type: 'string' },
         'no-seed': { type: 'boolean', default: false },
@@ -101,6 +105,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv): HarnessOp
     users: positive('--users', parsed.users, MAX_USERS),
     durationMs: duration('--duration', parsed.duration),
     rampUpMs: duration('--ramp-up', parsed['ramp-up']),
+    warmUpMs: duration('--warm-up', parsed['warm-up']) ?? 0,
     profile: parsed.profile ?? 'seed',
     itemsPerSecond: positive('--rate', parsed.rate, MAX_RATE),
     ingestKey: key === undefined || key === '' ? undefined : key,

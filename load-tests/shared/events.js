@@ -24,7 +24,8 @@ export function eventProblem (type, data, subscription) {
   if (bucket.ticker !== data.ticker || bucket.resolution !== data.resolution) return `${type}: bucket belongs to ${bucket.ticker}#${bucket.resolution}`
   if (typeof bucket.count !== 'number' || typeof bucket.timestamp !== 'string') return `${type}: bucket lacks count or timestamp`
   if (type === 'partial_bucket' && typeof data.progress_pct !== 'number') return 'partial_bucket: no progress_pct'
-  if (typeof data.accepted_at !== 'number' || !Number.isFinite(data.accepted_at)) return `${type}: no accepted_at`
+  // Events no ingest caused (a finalized bucket) carry no `accepted_at`; when present it is epoch ms.
+  if (data.accepted_at !== undefined && (typeof data.accepted_at !== 'number' || !Number.isFinite(data.accepted_at))) return `${type}: accepted_at is not epoch ms`
   return undefined
 }
 
