@@ -1,0 +1,5 @@
+import { pulseMetrics } from './data/metrics.js'
+import './components/pulse-app.js'
+
+// Exists before the app starts, so tests and load tools can read it at any time.
+pulseMetrics()
