@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { type Job, Queue, Worker } from 'bullmq'
-import { Redis } from 'ioredis'
 import type { BatchHandler, IngestQueue, QueueCounts } from '../../ports/index.js'
 import type { ScoredItem } from '../../timeseries/index.js'
-import { closeConnection } from './connection.js'
+import { redisOptionsFromUrl } from './connection.js'
 
 /** Key prefix of every BullMQ queue; the hash tag keeps each queue's keys on one cluster slot. */
 export const BULLMQ_PREFIX = '{pulse}'
@@ -34,20 +33,17 @@ interface JobData {
 export class BullmqIngestQueue implements IngestQueue {
   readonly name: string
   readonly #options: BullmqQueueOptions
-  readonly #connection: Redis
   readonly #queue: Queue<JobData>
   readonly #onError: (error: unknown, jobId?: string) => void
-  #workerConnection: Redis | undefined
   #worker: Worker<JobData> | undefined
 
   constructor (options: BullmqQueueOptions) {
     this.#options = options
     this.name = `pulse-${options.env}-ingest`
     this.#onError = options.onError ?? (() => {})
-    this.#connection = new Redis(options.url)
-    this.#connection.on('error', (error) => this.#onError(error))
+    // BullMQ owns its connections, so closing during start-up cannot leave a stray error.
     this.#queue = new Queue<JobData>(this.name, {
-      connection: this.#connection,
+      connection: redisOptionsFromUrl(options.url),
       prefix: BULLMQ_PREFIX,
       defaultJobOptions: {
         attempts: options.attempts ?? 8,
@@ -69,9 +65,7 @@ export class BullmqIngestQueue implements IngestQueue {
   async consume (handler: BatchHandler): Promise<void> {
     if (this.#worker !== undefined) throw new Error(`already consuming ${this.name}`)
     // BullMQ's blocking reads need a connection that retries forever.
-    const connection = new Redis(this.#options.url, { maxRetriesPerRequest: null })
-    connection.on('error', (error) => this.#onError(error))
-    this.#workerConnection = connection
+    const connection = { ...redisOptionsFromUrl(this.#options.url), maxRetriesPerRequest: null }
     const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
       await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
     }, { connection, prefix: BULLMQ_PREFIX, concurrency: this.#options.concurrency ?? 4 })
@@ -91,14 +85,14 @@ export class BullmqIngestQueue implements IngestQueue {
   }
 
   async ping (): Promise<void> {
-    await this.#connection.ping()
+    const client = await this.#queue.client
+    await client.runCommand('ping', [])
   }
 
   /** Lets the worker finish the batches in hand, then closes every connection. */
   async close (): Promise<void> {
     await this.#worker?.close()
     await this.#queue.close()
-    await Promise.all([closeConnection(this.#connection), this.#workerConnection && closeConnection(this.#workerConnection)])
   }
 
   /** The underlying BullMQ queue, for operators' tools (failed jobs, retries). */

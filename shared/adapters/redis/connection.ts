@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander, Redis, RedisOptions } from 'ioredis'
 
 /** Runs a pipeline and returns its results, throwing the first command error. */
 export async function execPipeline (pipeline: ChainableCommander): Promise<unknown[]> {
@@ -18,4 +18,16 @@ export async function closeConnection (redis: Redis): Promise<void> {
     return
   }
   await redis.quit().catch(() => redis.disconnect())
+}
+
+/** Connection options of a `redis://` or `rediss://` URL, for clients that own their connections (BullMQ). */
+export function redisOptionsFromUrl (url: string): RedisOptions {
+  const parsed = new URL(url)
+  const options: RedisOptions = { host: parsed.hostname, port: Number(parsed.port || 6379) }
+  if (parsed.username !== '') options.username = decodeURIComponent(parsed.username)
+  if (parsed.password !== '') options.password = decodeURIComponent(parsed.password)
+  const db = parsed.pathname.replace(/^\//, '')
+  if (db !== '') options.db = Number(db)
+  if (parsed.protocol === 'rediss:') options.tls = {}
+  return options
 }

@@ -1,7 +1,6 @@
 import { Queue, Worker } from 'bullmq'
-import { Redis } from 'ioredis'
 import { BULLMQ_PREFIX } from './bullmq-queue.js'
-import { closeConnection } from './connection.js'
+import { redisOptionsFromUrl } from './connection.js'
 
 export interface RepeatableOptions {
   url: string
@@ -29,8 +28,7 @@ export interface RepeatableJob {
 export async function scheduleRepeatable (options: RepeatableOptions, name: string, everyMs: number, fn: (run: RepeatableRun) => Promise<void>): Promise<RepeatableJob> {
   const onError = options.onError ?? (() => {})
   const queueName = `pulse-${options.env}-${name}`
-  const connection = new Redis(options.url, { maxRetriesPerRequest: null })
-  connection.on('error', onError)
+  const connection = { ...redisOptionsFromUrl(options.url), maxRetriesPerRequest: null }
   const queue = new Queue(queueName, { connection, prefix: BULLMQ_PREFIX })
   queue.on('error', onError)
   await queue.upsertJobScheduler(name, { every: everyMs }, {
@@ -47,7 +45,6 @@ export async function scheduleRepeatable (options: RepeatableOptions, name: stri
     async close () {
       await worker.close()
       await queue.close()
-      await closeConnection(connection)
     }
   }
 }
