@@ -86,6 +86,12 @@ t.test('the page loads and shows every ticker', async (t) => {
   t.equal(await selectedTicker(page), expected[0], 'the first ticker is selected')
   t.equal(await selectedResolution(page), '1m')
   await waitForState(page, 'live')
+  const focused = page.locator(`pulse-ticker-list button[data-ticker="${expected[0] as string}"]`)
+  await focused.focus()
+  await page.keyboard.press('ArrowDown')
+  t.equal(await selectedTicker(page), expected[1], 'arrow keys move through the tickers')
+  await page.keyboard.press('3')
+  t.equal(await selectedResolution(page), '10m', 'key 3 selects the third resolution')
   t.same(errors, [], 'no page errors')
 })
 
@@ -185,6 +191,23 @@ t.test('a gateway restart shows reconnecting, then live again without a reload',
   t.equal(await page.evaluate('window.__sameDocument'), true, 'no page reload')
   const ms = await timePostToPage(second, page, await selectedTicker(page) as string)
   t.comment(`post → page after the restart: ${ms.toFixed(0)} ms`)
+})
+
+t.test('offline shows the cached data and its age, then live again', async (t) => {
+  const p = await startTestPulse(t)
+  await p.post([probe(p.pulse.config.tickers[0] as string).item])
+  const { context, page } = await openPage(t, browser)
+  await page.goto(p.url)
+  await waitForState(page, 'live')
+  await page.locator('pulse-sentiment-chart[data-bars="1"]').waitFor()
+  await context.setOffline(true)
+  await waitForState(page, 'offline')
+  const text = (await page.locator('pulse-connection-status .pill').innerText()).replace(/\s+/g, ' ')
+  t.match(text, /Offline · cached data from (just now|\d+ s ago)/, `the indicator says so: ${JSON.stringify(text)}`)
+  t.equal(await page.locator('pulse-sentiment-chart').getAttribute('data-bars'), '1', 'the chart keeps what it had')
+  await context.setOffline(false)
+  await waitForState(page, 'live')
+  t.pass('live again once online')
 })
 
 t.test('with WebSocket blocked the page falls back to SSE and still updates', async (t) => {

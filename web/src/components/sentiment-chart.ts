@@ -8,8 +8,10 @@ import type { Bucket } from '../data/model.js'
 import { formatScore } from '../util/format.js'
 import { base, COLORS } from './theme.js'
 
-/** Bars visible after a switch; older ones are a scroll away. */
-const VISIBLE_BARS = 120
+/** Bars visible after a switch, about one per 7 px (older ones are a scroll away). */
+function visibleBars (width: number): number {
+  return Math.max(40, Math.min(160, Math.round(width / 7)))
+}
 
 function timeOf (bucket: Bucket): UTCTimestamp {
   return Math.floor(Date.parse(bucket.timestamp) / 1000) as UTCTimestamp
@@ -121,7 +123,7 @@ export class SentimentChart extends LitElement {
     this.counts.setData(buckets.map(countBar))
     this.lastTime = last === undefined ? 0 : timeOf(last)
     if (switched && buckets.length > 0) {
-      this.chart.timeScale().setVisibleLogicalRange({ from: Math.max(-2, buckets.length - VISIBLE_BARS), to: buckets.length + 2 })
+      this.chart.timeScale().setVisibleLogicalRange({ from: Math.max(-2, buckets.length - visibleBars(this.clientWidth)), to: buckets.length + 2 })
     }
     this.dataset.bars = String(buckets.length)
     this.dataset.source = source
