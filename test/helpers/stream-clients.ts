@@ -99,8 +99,9 @@ export class WsTestClient {
   /** Sends a subscribe and waits for its `subscribed` reply. */
   async subscribe (tickers: string[], resolutions: string[], since?: string): Promise<ReceivedEvent> {
     const before = this.state.of('subscribed').length
+    const errors = this.state.of('error').length
     this.send({ op: 'subscribe', tickers, resolutions, ...(since === undefined ? {} : { since }) })
-    await until(() => this.state.of('subscribed').length > before || this.state.of('error').length > 0, 10_000, 'subscribed')
+    await until(() => this.state.of('subscribed').length > before || this.state.of('error').length > errors, 10_000, 'subscribed')
     return this.state.of('subscribed')[before] as ReceivedEvent
   }
 
@@ -133,13 +134,15 @@ export class SseTestClient {
   }
 }
 
-/** A TCP proxy in front of the gateway, so a test can cut client connections like a network would. */
-export async function startProxy (targetPort: number): Promise<{ url: string, drop: () => void, close: () => Promise<void> }> {
+/** A TCP proxy in front of the gateway: a test can cut connections or stop reading, like a network or a frozen client would. */
+export async function startProxy (targetPort: number): Promise<{ url: string, drop: () => void, stall: () => void, close: () => Promise<void> }> {
   const pairs = new Set<Socket>()
+  const upstreams = new Set<Socket>()
   const server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1')
     pairs.add(client)
     pairs.add(upstream)
+    upstreams.add(upstream)
     client.pipe(upstream).pipe(client)
     const end = (): void => {
       client.destroy()
@@ -155,6 +158,12 @@ export async function startProxy (targetPort: number): Promise<{ url: string, dr
   return {
     url: `http://127.0.0.1:${port}`,
     drop: () => { for (const socket of pairs) socket.destroy() },
+    stall: () => {
+      for (const upstream of upstreams) {
+        upstream.unpipe()
+        upstream.pause()
+      }
+    },
     close: async () => {
       for (const socket of pairs) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
