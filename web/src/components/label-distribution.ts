@@ -1,6 +1,6 @@
 import { css, html, LitElement } from 'lit'
 import { customElement, property } from 'lit/decorators.js'
-import type { LabelCounts } from '../data/model.js'
+import type { LabelCounts } from '../store/model.js'
 import { base } from './theme.js'
 
 /** One row of the distribution: a caption and its counts. */

@@ -1,6 +1,6 @@
 import { css, html, LitElement } from 'lit'
 import { customElement, property } from 'lit/decorators.js'
-import { type Bucket, bucketStartMs, type Resolution, RESOLUTION_MS } from '../data/model.js'
+import { type Bucket, bucketStartMs, type Resolution, RESOLUTION_MS } from '../store/model.js'
 import { formatBucketTime, formatRemaining, formatScore } from '../util/format.js'
 import { base } from './theme.js'
 

@@ -1,6 +1,6 @@
 import { css, html, LitElement } from 'lit'
 import { customElement, property } from 'lit/decorators.js'
-import { type Resolution, RESOLUTIONS } from '../data/model.js'
+import { type Resolution, RESOLUTIONS } from '../store/model.js'
 import { base } from './theme.js'
 
 /**

@@ -4,7 +4,7 @@ import {
   type CandlestickData, CandlestickSeries, ColorType, createChart, type HistogramData, HistogramSeries,
   type IChartApi, type ISeriesApi, type UTCTimestamp
 } from 'lightweight-charts'
-import type { Bucket } from '../data/model.js'
+import type { Bucket } from '../store/model.js'
 import { formatScore } from '../util/format.js'
 import { base, COLORS } from './theme.js'
 

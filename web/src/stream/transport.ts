@@ -1,4 +1,4 @@
-import type { BucketEvent } from '../data/model.js'
+import type { BucketEvent } from '../store/model.js'
 
 /** What either transport reports: bucket changes, heartbeats and anything else it got. */
 export type StreamMessage =

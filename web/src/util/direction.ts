@@ -1,4 +1,4 @@
-import type { Bucket } from '../data/model.js'
+import type { Bucket } from '../store/model.js'
 
 export type Direction = 'up' | 'down' | 'flat'
 

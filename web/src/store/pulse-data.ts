@@ -1,0 +1,168 @@
+import { fetchTickers, fetchTimeseries } from './api.js'
+import { BucketCache } from './bucket-cache.js'
+import { pulseMetrics } from './metrics.js'
+import { type Bucket, type BucketEvent, type Resolution, seriesKey, type TickerSummary } from './model.js'
+import { type Series, SeriesStore } from './series-store.js'
+
+/** One series changed: a live bucket at its end, late data in its past, or wholesale. */
+export interface SeriesChange {
+  key: string
+  ticker: string
+  resolution: Resolution
+  kind: 'last' | 'past' | 'all'
+  bucket?: Bucket
+}
+
+export interface PulseDataOptions {
+  /** Origin of the gateway. */
+  base: string
+  /** Called with every batch of changes. */
+  onChange: (changes: SeriesChange[]) => void
+  /** Delay before live changes are written to IndexedDB. */
+  persistDelayMs?: number
+}
+
+/**
+ * The dashboard's data: memory first, IndexedDB second, the server last. Draws come from
+ * memory; IndexedDB fills memory on a cold start; snapshots and live events reconcile both.
+ */
+export class PulseData {
+  readonly store = new SeriesStore()
+  private cache: BucketCache | undefined
+  private cacheReady: Promise<void> | undefined
+  private readonly inflight = new Map<string, Promise<Series | undefined>>()
+  private readonly dirty = new Set<string>()
+  private persistTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly persistDelayMs: number
+
+  constructor (private readonly options: PulseDataOptions) {
+    this.persistDelayMs = options.persistDelayMs ?? 2000
+  }
+
+  /** Opens IndexedDB; safe to call more than once. */
+  async open (): Promise<void> {
+    this.cacheReady ??= BucketCache.open().then((cache) => { this.cache = cache })
+    await this.cacheReady
+  }
+
+  /** Fills memory from IndexedDB when the series is not there yet; true when memory has it now. */
+  async loadCached (ticker: string, resolution: Resolution): Promise<boolean> {
+    if (this.hasData(ticker, resolution)) return true
+    await this.open()
+    const entry = await this.cache?.read(seriesKey(ticker, resolution)).catch(() => undefined)
+    if (entry === undefined) return false
+    const series = this.store.merge(ticker, resolution, entry.buckets, 'idb')
+    series.freshAt = Math.max(series.freshAt, entry.savedAt)
+    this.emit([{ key: series.key, ticker, resolution, kind: 'all' }])
+    return series.buckets.length > 0
+  }
+
+  hasData (ticker: string, resolution: Resolution): boolean {
+    return (this.store.get(ticker, resolution)?.buckets.length ?? 0) > 0
+  }
+
+  /**
+   * Asks the server for the series and merges the answer (stale-while-revalidate).
+   * Concurrent calls for one series share a request; `maxAgeMs` skips a fresh enough one.
+   */
+  async revalidate (ticker: string, resolution: Resolution, maxAgeMs = 0): Promise<Series | undefined> {
+    const key = seriesKey(ticker, resolution)
+    const held = this.store.get(ticker, resolution)
+    if (held !== undefined && maxAgeMs > 0 && Date.now() - held.historyAt < maxAgeMs) return held
+    let request = this.inflight.get(key)
+    if (request === undefined) {
+      request = (async () => {
+        try {
+          const body = await fetchTimeseries(this.options.base, ticker, resolution)
+          const buckets = body.partial_bucket === null ? body.buckets : [...body.buckets, body.partial_bucket]
+          const series = this.store.merge(ticker, resolution, buckets, 'network')
+          if (series.origin === 'idb') series.origin = 'network'
+          this.emit([{ key, ticker, resolution, kind: 'all' }])
+          this.markDirty(key, 0)
+          return series
+        } catch (err) {
+          console.warn(`Pulse: could not load ${key}`, err)
+          return undefined
+        } finally {
+          this.inflight.delete(key)
+        }
+      })()
+      this.inflight.set(key, request)
+    }
+    return await request
+  }
+
+  /**
+   * Cached copies of many series first (all at once: IndexedDB is fast), then the server,
+   * a few requests at a time.
+   */
+  async prefetch (pairs: ReadonlyArray<readonly [string, Resolution]>, concurrency = 4, maxAgeMs = 30_000): Promise<void> {
+    await Promise.all(pairs.map(async ([ticker, resolution]) => await this.loadCached(ticker, resolution)))
+    const queue = [...pairs]
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await this.revalidate(next[0], next[1], maxAgeMs)
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+  }
+
+  /** Folds a frame's worth of live events into memory and reports what changed. */
+  applyEvents (events: readonly BucketEvent[]): void {
+    const changes: SeriesChange[] = []
+    const now = Date.now()
+    for (const event of events) {
+      const bucket = event.bucket
+      const where = this.store.upsert(bucket, 'stream', now)
+      if (where === undefined) continue
+      const key = seriesKey(bucket.ticker, bucket.resolution)
+      changes.push({ key, ticker: bucket.ticker, resolution: bucket.resolution, kind: where, bucket })
+      this.markDirty(key, this.persistDelayMs)
+    }
+    if (changes.length > 0) this.emit(changes)
+  }
+
+  /** Seeds the 1m and 24h current buckets from the ticker list. */
+  async loadTickers (): Promise<string[]> {
+    const rows: TickerSummary[] = await fetchTickers(this.options.base)
+    for (const row of rows) {
+      for (const bucket of [row.partial_1m, row.partial_24h]) if (bucket !== null) this.store.upsert(bucket, 'network')
+    }
+    return rows.map((row) => row.ticker)
+  }
+
+  /** Writes pending series to IndexedDB now (page hidden or unloading). */
+  async persistNow (): Promise<void> {
+    clearTimeout(this.persistTimer)
+    this.persistTimer = undefined
+    await this.open()
+    const keys = [...this.dirty]
+    this.dirty.clear()
+    const entries = []
+    for (const key of keys) {
+      const [ticker, resolution] = key.split('#') as [string, Resolution]
+      const series = this.store.get(ticker, resolution)
+      if (series === undefined || series.buckets.length === 0) continue
+      entries.push({ key, ticker, resolution, buckets: series.buckets, savedAt: series.freshAt })
+    }
+    if (this.cache === undefined || entries.length === 0) return
+    try {
+      await this.cache.write(entries)
+      pulseMetrics().cacheWrites += entries.length
+    } catch (err) {
+      console.warn('Pulse: could not write the local cache', err)
+    }
+  }
+
+  private markDirty (key: string, delayMs: number): void {
+    this.dirty.add(key)
+    if (delayMs === 0) {
+      clearTimeout(this.persistTimer)
+      this.persistTimer = setTimeout(() => { this.persistNow().catch(() => {}) }, 0)
+      return
+    }
+    this.persistTimer ??= setTimeout(() => { this.persistNow().catch(() => {}) }, delayMs)
+  }
+
+  private emit (changes: SeriesChange[]): void {
+    this.options.onChange(changes)
+  }
+}
