@@ -38,7 +38,8 @@ const itemArb = fc.record({
   id: fc.oneof(trickyId, randomId),
   ticker: fc.constantFrom(...TICKERS),
   ts: timestamp,
-  score: fc.double({ min: -1, max: 1, noNaN: true }),
+  // Repeated scores matter: equal highs and lows across batches must not combine.
+  score: fc.oneof(fc.double({ min: -1, max: 1, noNaN: true }), fc.constantFrom(0.5, -0.5, 0.25, 1, -1, 0, -0)),
   label: fc.constantFrom<Label>('positive', 'neutral', 'negative'),
   source: fc.constantFrom('tiingo', 'finnhub', 'a-b', 'a_b', 'z9')
 })

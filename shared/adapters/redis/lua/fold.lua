@@ -53,12 +53,16 @@ end
 -- Math.max/Math.min semantics for signed zeros, so both adapters agree bit for bit.
 local function max (a, b)
   if a > b then return a elseif b > a then return b end
-  return a + b
+  -- Equal: only zeros can differ (0 vs -0); 0 + -0 is 0, as Math.max(0, -0) is.
+  if a == 0 then return a + b end
+  return a
 end
 
 local function min (a, b)
   if a < b then return a elseif b < a then return b end
-  return -((-a) + (-b))
+  -- Equal: only zeros can differ; -((-0) + (-(-0))) is -0, as Math.min(0, -0) is.
+  if a == 0 then return -((-a) + (-b)) end
+  return a
 end
 
 local function bytesLess (a, b)
