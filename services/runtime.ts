@@ -64,6 +64,8 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
     demo = startDemoFeed({ queue, tickers: config.tickers, now, onError: (err) => log.warn({ err }, 'demo feed enqueue failed') })
   }
 
+  if (config.role === 'worker') log.info(`Pulse worker (${adapters.mode} mode) started`)
+
   let app: FastifyInstance | undefined
   let url: string | undefined
   let cache: SeriesCache | undefined

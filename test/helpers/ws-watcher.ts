@@ -1,0 +1,70 @@
+import WebSocket from 'ws'
+
+/** A bucket as received over the stream. */
+export interface StreamedBucket {
+  ticker: string
+  resolution: string
+  timestamp: string
+  open: number
+  high: number
+  low: number
+  close: number
+  count: number
+  sum: number
+  label_counts: { positive: number, neutral: number, negative: number }
+  sources: string[]
+  rev: number
+}
+
+/**
+ * A real WebSocket client that subscribes and keeps the newest state (highest rev) of
+ * every bucket it hears about, as a dashboard would.
+ */
+export class WsWatcher {
+  readonly latest = new Map<string, StreamedBucket>()
+  readonly errors: unknown[] = []
+  #socket: WebSocket | undefined
+  lastEventId: string | undefined
+
+  static key (ticker: string, resolution: string, timestamp: string): string {
+    return `${ticker}#${resolution}@${timestamp}`
+  }
+
+  async connect (url: string, tickers: string[], resolutions: string[], since?: string): Promise<void> {
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v2/ws`)
+    this.#socket = socket
+    socket.on('message', (data) => {
+      const parsed = JSON.parse(data.toString()) as Record<string, unknown> | Array<Record<string, unknown>>
+      for (const event of Array.isArray(parsed) ? parsed : [parsed]) this.#receive(event)
+    })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve)
+      socket.once('error', reject)
+    })
+    const subscribed = new Promise<void>((resolve) => {
+      const onMessage = (data: WebSocket.RawData): void => {
+        if (data.toString().includes('"subscribed"')) {
+          socket.off('message', onMessage)
+          resolve()
+        }
+      }
+      socket.on('message', onMessage)
+    })
+    socket.send(JSON.stringify({ op: 'subscribe', tickers, resolutions, ...(since === undefined ? {} : { since }) }))
+    await subscribed
+  }
+
+  close (): void {
+    this.#socket?.terminate()
+  }
+
+  #receive (event: Record<string, unknown>): void {
+    if (event.type === 'error') this.errors.push(event)
+    if (event.type !== 'partial_bucket' && event.type !== 'bucket_update') return
+    if (typeof event.id === 'string') this.lastEventId = event.id
+    const bucket = event.bucket as StreamedBucket
+    const key = WsWatcher.key(bucket.ticker, bucket.resolution, bucket.timestamp)
+    const known = this.latest.get(key)
+    if (known === undefined || known.rev <= bucket.rev) this.latest.set(key, bucket)
+  }
+}
