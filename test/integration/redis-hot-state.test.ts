@@ -142,7 +142,7 @@ t.test('dirty buckets: take, clean only at the written rev, mark again', async (
   t.equal(await hot.dirtyCount(), 8)
   const taken = await hot.takeDirty(100)
   t.equal(taken.length, 8)
-  t.equal((await hot.takeDirty(3)).length, 3)
+  t.equal((await hot.takeDirty(100)).length, 0, 'leased buckets are not handed to a second flush at the same time')
 
   await foldLoaded(hot, [item('d2', ts, 0.4)], now)
   await hot.markClean(taken)
@@ -155,6 +155,18 @@ t.test('dirty buckets: take, clean only at the written rev, mark again', async (
   await hot.markDirty([fresh[0] as BucketRef, { ticker: 'AAPL', resolution: '1m', start: 0 }])
   t.equal(await hot.dirtyCount(), 1, 'only loaded buckets are marked')
   t.strictSame(await hot.takeDirty(10), [fresh[0]])
+})
+
+t.test('a flush lease that runs out hands the buckets to the next flush', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY, flushLeaseMs: 200 })
+  t.teardown(() => hot.close())
+  const now = Date.now()
+  await foldLoaded(hot, [item('l1', bucketStart(now, '1m') + 1, 0.2)], now)
+  t.equal((await hot.takeDirty(100)).length, 8, 'a flush takes all eight')
+  t.equal((await hot.takeDirty(100)).length, 0, 'while leased, none')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal((await hot.takeDirty(100)).length, 8, 'the flusher never came back: taken again')
 })
 
 t.test('seq: a bucket skips a batch it has already seen', async (t) => {

@@ -11,6 +11,8 @@ declare module 'ioredis' {
     pulseSeed (numKeys: number, ...args: Arg[]): Result<unknown, Context>
     /** lua/mark-clean.lua */
     pulseMarkClean (numKeys: number, ...args: Arg[]): Result<number, Context>
+    /** lua/take-dirty.lua */
+    pulseTakeDirty (numKeys: number, ...args: Arg[]): Result<string[], Context>
     /** lua/mark-dirty.lua */
     pulseMarkDirty (numKeys: number, ...args: Arg[]): Result<number, Context>
   }
@@ -20,7 +22,8 @@ const SCRIPTS = {
   pulseFold: 'fold',
   pulseSeed: 'seed',
   pulseMarkClean: 'mark-clean',
-  pulseMarkDirty: 'mark-dirty'
+  pulseMarkDirty: 'mark-dirty',
+  pulseTakeDirty: 'take-dirty'
 } as const
 
 const sources = new Map<string, string>()

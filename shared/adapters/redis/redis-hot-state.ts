@@ -15,6 +15,12 @@ export interface RedisHotStateOptions {
   dedupeWindowMs: number
   /** Connection errors of an owned connection (ioredis reconnects by itself). */
   onError?: (error: unknown) => void
+  /**
+   * How long a flush holds the buckets it took (see lua/take-dirty.lua). Default 60 s:
+   * longer than an archive write with all its retries, short enough that a crashed
+   * flusher's buckets are soon written by another.
+   */
+  flushLeaseMs?: number
 }
 
 function byTicker<T extends { ticker: string }> (list: readonly T[]): Map<string, T[]> {
@@ -49,11 +55,14 @@ export class RedisHotState implements HotState {
   readonly #keys: RedisKeys
   readonly #dedupeWindowMs: number
 
+  readonly #flushLeaseMs: number
+
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
     this.#redis = typeof options.connection === 'string' ? new Redis(options.connection) : options.connection
     this.#keys = new RedisKeys(options.env)
     this.#dedupeWindowMs = options.dedupeWindowMs
+    this.#flushLeaseMs = options.flushLeaseMs ?? 60_000
     if (this.#owned) this.#redis.on('error', options.onError ?? (() => {}))
     defineScripts(this.#redis)
   }
@@ -111,7 +120,7 @@ export class RedisHotState implements HotState {
     const tickers = await this.#redis.smembers(this.#keys.tickers())
     if (tickers.length === 0) return []
     const pipeline = this.#redis.pipeline()
-    for (const ticker of tickers) pipeline.zrange(this.#keys.dirty(ticker), 0, limit - 1, 'WITHSCORES')
+    for (const ticker of tickers) pipeline.pulseTakeDirty(1, this.#keys.dirty(ticker), limit, this.#flushLeaseMs)
     const lists = await execPipeline(pipeline)
     const candidates: Array<{ ref: BucketRef, member: string, score: number }> = []
     tickers.forEach((ticker, i) => {
@@ -126,6 +135,8 @@ export class RedisHotState implements HotState {
     })
     candidates.sort((a, b) => a.score - b.score)
     const taken = candidates.slice(0, limit)
+    // Leased beyond the limit: hand them back at once rather than after the lease.
+    await this.#release(candidates.slice(limit))
     const buckets = await this.get(taken.map((c) => c.ref))
     if (buckets.length < taken.length) await this.#dropExpiredDirty(taken.map((c) => c.ref), buckets)
     return buckets
@@ -169,6 +180,13 @@ export class RedisHotState implements HotState {
   }
 
   /** Dirty marks of buckets whose keys expired can never be written: forget them. */
+  async #release (leased: Array<{ ref: BucketRef, member: string, score: number }>): Promise<void> {
+    if (leased.length === 0) return
+    const pipeline = this.#redis.pipeline()
+    for (const { ref, member, score } of leased) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', score, member)
+    await execPipeline(pipeline)
+  }
+
   async #dropExpiredDirty (refs: BucketRef[], present: Bucket[]): Promise<void> {
     const alive = new Set(present.map((b) => this.#keys.bucket(b)))
     const pipeline = this.#redis.pipeline()
