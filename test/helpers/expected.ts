@@ -1,5 +1,4 @@
-import type { Bucket, BucketRef, ScoredItem } from '../../shared/timeseries/index.js'
-import { type Aggregate, bucketId, foldAggregate, groupByBucket } from '../../shared/timeseries/index.js'
+import { type Aggregate, type Bucket, type BucketRef, bucketId, foldAggregate, groupByBucket, type ScoredItem } from '../../shared/timeseries/index.js'
 import { firstCopies } from './items.js'
 
 /** The buckets the domain says these items make, keyed by `bucketId`. */

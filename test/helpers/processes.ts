@@ -123,10 +123,9 @@ export async function startPulseProcess (t: Teardown, options: PulseProcessOptio
     ...options.env
   }
   const command = [process.execPath, '--import', 'tsx', 'services/main.ts']
-  let proc: ManagedProcess | undefined
-  proc = managed(t, `pulse ${options.role}`, port, command, env, async (child) => {
+  const proc: ManagedProcess = managed(t, `pulse ${options.role}`, port, command, env, async (child) => {
     if (options.role === 'worker') {
-      await until(async () => proc?.output().includes('Pulse worker') === true, child, 'worker')
+      await until(async () => proc.output().includes('Pulse worker'), child, 'worker')
     } else {
       await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, child, 'gateway')
     }
