@@ -23,6 +23,7 @@ export async function createClusterAdapters (config: Config, log: Logger): Promi
     redisUrl,
     env: config.env,
     dedupeWindowMs: config.dedupeWindowMs,
+    queueLockMs: config.queueLockMs,
     onError: (err) => log.warn({ err }, 'redis')
   })
   return {

@@ -1,11 +1,11 @@
 import cors from '@fastify/cors'
-import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
-import { PulseError } from '../../shared/errors.js'
 import type { GatewayContext } from './context.js'
 import dashboard from './plugins/dashboard.js'
 import docs from './plugins/docs.js'
 import errorHandler from './plugins/error-handler.js'
+import rateLimits from './plugins/rate-limits.js'
+import securityHeaders from './plugins/security-headers.js'
 import healthRoutes from './routes/health.js'
 import ingestRoutes from './routes/ingest.js'
 import tickerRoutes from './routes/tickers.js'
@@ -28,9 +28,11 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1_048_576,
     // Slow or idle clients may not hold a request open for long.
-    requestTimeout: 30_000,
+    requestTimeout: context.config.requestTimeoutMs,
     connectionTimeout: 60_000,
-    trustProxy: true,
+    // Only proxies on this host or a private network may name the client (X-Forwarded-For):
+    // a client reaching the gateway directly cannot pick its own rate-limit key.
+    trustProxy: ['loopback', 'linklocal', 'uniquelocal'],
     forceCloseConnections: 'idle'
   })
   app.decorate('pulse', context)
@@ -40,10 +42,8 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
   await app.register(docs)
   const origins = context.config.allowedOrigins
   await app.register(cors, { origin: origins.length === 0 ? true : origins })
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, limit) => new PulseError('PULSE_ERR_RATE_LIMITED', `Too many requests: at most ${limit.max} per ${limit.after}`)
-  })
+  await app.register(securityHeaders)
+  await app.register(rateLimits)
   await app.register(healthRoutes)
   await app.register(ingestRoutes)
   await app.register(timeseriesRoutes)

@@ -29,6 +29,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_READ: Type.Optional(Count),
   DEDUPE_WINDOW: Type.Optional(Type.String({ pattern: '^\\d{1,6}(ms|s|m|h|d)$' })),
   FLUSH_INTERVAL_MS: Type.Optional(Count),
+  QUEUE_LOCK_MS: Type.Optional(Count),
+  REQUEST_TIMEOUT_MS: Type.Optional(Count),
   DEMO_FEED: Type.Optional(Flag),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
   GATEWAY_ENGINE: Type.Optional(Type.Union([Type.Literal('fastify'), Type.Literal('uws')]))
@@ -61,6 +63,10 @@ export interface Config {
   rateLimitRead: number
   dedupeWindowMs: number
   flushIntervalMs: number
+  /** How long a worker's claim on an ingest batch lasts without renewal; a crashed worker's batch is retried after it. */
+  queueLockMs: number
+  /** Longest time a client may take to send a whole request (slow-request defence). */
+  requestTimeoutMs: number
   demoFeed: boolean
   logLevel: string
   gatewayEngine: 'fastify' | 'uws'
@@ -118,6 +124,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const port = Number(e.PORT ?? 3000)
   if (port > 65535) throw new ConfigError('PORT', `${port} is not a port`)
   const redisUrl = e.REDIS_URL
+  const queueLockMs = Number(e.QUEUE_LOCK_MS ?? 30_000)
+  if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
+  const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)
+  if (requestTimeoutMs < 1000) throw new ConfigError('REQUEST_TIMEOUT_MS', 'must be at least 1000')
   return {
     port,
     host: e.HOST ?? '0.0.0.0',
@@ -139,6 +149,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     rateLimitRead: Number(e.RATE_LIMIT_READ ?? 6000),
     dedupeWindowMs,
     flushIntervalMs: Number(e.FLUSH_INTERVAL_MS ?? 1000),
+    queueLockMs,
+    requestTimeoutMs,
     demoFeed: flag(e.DEMO_FEED, redisUrl === undefined),
     logLevel: e.LOG_LEVEL ?? 'info',
     gatewayEngine: e.GATEWAY_ENGINE ?? 'fastify'

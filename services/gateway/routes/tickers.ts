@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { bucketStart, type Resolution, toWireBucket, type WireBucket } from '../../../shared/timeseries/index.js'
+import { readAccess } from '../plugins/read-access.js'
 import { BucketSchema } from '../schemas.js'
 
 /** `GET /api/v2/tickers`: the configured tickers with their current 1m and 24h buckets. */
@@ -12,6 +13,7 @@ export default async function tickerRoutes (app: FastifyInstance): Promise<void>
     return last !== undefined && last.start === bucketStart(now, resolution) ? toWireBucket(last, now) : null
   }
   app.get('/api/v2/tickers', {
+    onRequest: readAccess(config.readToken),
     config: { rateLimit: config.rateLimitRead > 0 ? { max: config.rateLimitRead, timeWindow: '1 minute' } : false },
     schema: {
       summary: 'Configured tickers with their live 1m and 24h partial buckets',

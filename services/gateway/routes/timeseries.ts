@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
+import { readAccess } from '../plugins/read-access.js'
 import { PulseError } from '../../../shared/errors.js'
 import { isResolution } from '../../../shared/timeseries/index.js'
 import { queryHistory } from '../history.js'
@@ -16,6 +17,7 @@ export default async function timeseriesRoutes (app: FastifyInstance): Promise<v
   const { config } = app.pulse
   const tickers = new Set(config.tickers)
   app.get<{ Params: { ticker: string }, Querystring: { resolution?: string, start?: string, end?: string } }>('/api/v2/timeseries/:ticker', {
+    onRequest: readAccess(config.readToken),
     // Parameters are checked below so each problem gets its own catalogue code.
     validatorCompiler: () => (value: unknown) => ({ value }),
     config: { rateLimit: config.rateLimitRead > 0 ? { max: config.rateLimitRead, timeWindow: '1 minute' } : false },

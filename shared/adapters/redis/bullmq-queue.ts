@@ -17,6 +17,11 @@ export interface BullmqQueueOptions {
   attempts?: number
   /** First retry delay; doubles on each further attempt (default 500 ms). */
   backoffMs?: number
+  /**
+   * How long a worker's claim on a batch lasts unless renewed (default 30 s). A worker that
+   * dies mid-batch holds it this long before another worker retries it.
+   */
+  lockDurationMs?: number
   /** Worker errors and batches that failed an attempt. */
   onError?: (error: unknown, jobId?: string) => void
 }
@@ -68,7 +73,14 @@ export class BullmqIngestQueue implements IngestQueue {
     const connection = { ...redisOptionsFromUrl(this.#options.url), maxRetriesPerRequest: null }
     const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
       await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
-    }, { connection, prefix: BULLMQ_PREFIX, concurrency: this.#options.concurrency ?? 4 })
+    }, {
+      connection,
+      prefix: BULLMQ_PREFIX,
+      concurrency: this.#options.concurrency ?? 4,
+      lockDuration: this.#options.lockDurationMs ?? 30_000,
+      // Stalled batches are looked for as often as a lock can expire.
+      stalledInterval: this.#options.lockDurationMs ?? 30_000
+    })
     worker.on('error', (error) => this.#onError(error))
     worker.on('failed', (job, error) => this.#onError(error, job?.id))
     this.#worker = worker

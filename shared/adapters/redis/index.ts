@@ -16,6 +16,8 @@ export interface RedisAdapterOptions {
   dedupeWindowMs: number
   /** Batches one worker folds at once (default 4). */
   concurrency?: number
+  /** How long a worker's claim on a batch lasts unless renewed (`QUEUE_LOCK_MS`, default 30 s). */
+  queueLockMs?: number
   /** Connection and worker errors (ioredis and BullMQ recover by themselves). */
   onError?: (error: unknown) => void
 }
@@ -36,7 +38,13 @@ export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapter
   const errors = onError === undefined ? {} : { onError }
   const hot = new RedisHotState({ connection: url, env, dedupeWindowMs: options.dedupeWindowMs, ...errors })
   const bus = new RedisBus({ url, env, ...errors })
-  const queue = new BullmqIngestQueue({ url, env, ...errors, ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }) })
+  const queue = new BullmqIngestQueue({
+    url,
+    env,
+    ...errors,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.queueLockMs === undefined ? {} : { lockDurationMs: options.queueLockMs })
+  })
   const jobs: RepeatableJob[] = []
   return {
     hot,
