@@ -9,6 +9,8 @@ export type BucketEventType = 'partial_bucket' | 'bucket_update'
 export interface Rendered {
   /** WebSocket message: a JSON object with `type`. */
   ws: string
+  /** The same, UTF-8 encoded once, so a fan-out does not encode it again per socket. */
+  wsBytes: Buffer
   /** SSE block: `id:`, `event:`, `data:` and the blank line. */
   sse: string
 }
@@ -66,8 +68,10 @@ export class StreamEvent {
 export function renderEvent (type: string, payload: Record<string, unknown>, id?: string): Rendered {
   const data = JSON.stringify(payload)
   const head = id === undefined ? `{"type":"${type}"` : `{"type":"${type}","id":"${id}"`
+  const ws = data === '{}' ? `${head}}` : `${head},${data.slice(1)}`
   return {
-    ws: data === '{}' ? `${head}}` : `${head},${data.slice(1)}`,
+    ws,
+    wsBytes: Buffer.from(ws),
     sse: `${id === undefined ? '' : `id: ${id}\n`}event: ${type}\ndata: ${data}\n\n`
   }
 }

@@ -35,7 +35,7 @@ export function wsSink (socket: WebSocket, batch: boolean): Sink {
         return
       }
       tcp?.cork()
-      for (const event of events) socket.send(event.ws)
+      for (const event of events) socket.send(event.wsBytes, { binary: false })
       if (tcp !== undefined) process.nextTick(() => tcp.uncork())
     },
     bufferedAmount: () => socket.bufferedAmount,
