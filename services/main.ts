@@ -1,25 +1,26 @@
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
 import { ConfigError, loadConfig } from '../shared/config/config.js'
-import { startPulse } from './runtime.js'
-
-const log = pino({ level: process.env.LOG_LEVEL ?? 'info' })
+import { SHUTDOWN_BUDGET_MS, startPulse } from './runtime.js'
 
 let config
 try {
   config = loadConfig()
 } catch (err) {
   if (err instanceof ConfigError) {
-    log.fatal(`Invalid configuration: ${err.message}`)
+    pino().fatal(`Invalid configuration: ${err.message}`)
     process.exit(78)
   }
   throw err
 }
 
+const log = pino({ level: config.logLevel }).child({ role: config.role })
 const pulse = await startPulse(config, { logger: log })
 
-closeWithGrace({ delay: 25_000 }, async ({ signal, err }) => {
+// SIGTERM or SIGINT: drain, finish the batch in hand, flush, close; past the budget the process exits anyway.
+closeWithGrace({ delay: pulse.drainMs + SHUTDOWN_BUDGET_MS }, async ({ signal, err }) => {
   if (err !== undefined) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down')
   await pulse.close()
+  log.info('shut down cleanly')
 })

@@ -1,14 +1,26 @@
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginOptions } from 'fastify'
+import fp from 'fastify-plugin'
 import pino, { type Logger } from 'pino'
+import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import type { Config } from '../shared/config/config.js'
 import { type PulseAdapters, createAdapters } from './adapters.js'
 import { type Aggregator, startAggregator } from './aggregator/aggregator.js'
 import { startDemoFeed } from './aggregator/demo-feed.js'
 import { buildApp, type BuildAppOptions } from './gateway/app.js'
-import type { ReadinessReport } from './gateway/context.js'
 import { SecretSet } from './gateway/plugins/auth.js'
+import drainPlugin, { type DrainState } from './gateway/plugins/drain.js'
+import metricsPlugin from './gateway/plugins/metrics.js'
 import { SeriesCache } from './gateway/series-cache.js'
+import { PulseMetrics } from './metrics.js'
+import { buildOpsServer } from './ops-server.js'
+import { readinessCheck } from './readiness.js'
+
+/** How long a cluster gateway keeps answering (503, readiness failing) before it closes, so load balancers notice. */
+export const CLUSTER_DRAIN_MS = 5000
+/** Time the rest of a shutdown may take after the drain: the in-hand batch, the last flush, connections. */
+export const SHUTDOWN_BUDGET_MS = 20_000
 
 export interface StartOptions {
   logger?: Logger
@@ -17,6 +29,8 @@ export interface StartOptions {
   plugins?: BuildAppOptions['plugins']
   /** Listen (default) or only build the app (for `inject`). */
   listen?: boolean
+  /** Drain period of a gateway on close; default {@link CLUSTER_DRAIN_MS} in cluster mode, 0 embedded. */
+  drainMs?: number
 }
 
 /** A running Pulse process: whichever roles its config selects. */
@@ -24,23 +38,42 @@ export interface Pulse {
   config: Config
   adapters: PulseAdapters
   app: FastifyInstance | undefined
-  /** Base URL of the gateway, when it listens. */
+  /** Base URL of the gateway (or of a worker's ops listener: health and metrics), when it listens. */
   url: string | undefined
+  metrics: PulseMetrics
+  /** Set while closing: new requests get 503 and readiness fails. */
+  drain: DrainState
+  /** The drain period `close` waits before closing the gateway. */
+  drainMs: number
   /** Keys accepted for ingest (generated when none was configured in embedded mode). */
   ingestKeys: string[]
   close: () => Promise<void>
 }
 
-async function withTimeout (check: Promise<unknown>, ms: number): Promise<'ok' | string> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([check, new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms) })])
-    return 'ok'
-  } catch (err) {
-    return (err as Error).message
-  } finally {
-    clearTimeout(timer)
+interface ReconnectSource {
+  onReconnecting: (listener: (connection?: string) => void) => void
+}
+
+function reportsReconnects (adapter: unknown): adapter is ReconnectSource {
+  return typeof (adapter as Partial<ReconnectSource>).onReconnecting === 'function'
+}
+
+/** Metrics read from the adapters on scrape, and Redis reconnections counted as they happen. */
+function observeAdapters (metrics: PulseMetrics, adapters: PulseAdapters): void {
+  const { queue, hot, bus, archive } = adapters
+  metrics.attach({ queue })
+  if (archive instanceof DynamoArchive) metrics.attach({ archive: () => archive.stats })
+  for (const [name, adapter] of [['hot', hot], ['bus', bus]] as const) {
+    if (!reportsReconnects(adapter)) continue
+    const label = (connection?: string): string => connection === undefined ? name : `${name}-${connection}`
+    for (const connection of name === 'bus' ? ['pub', 'sub'] : [undefined]) metrics.redisReconnects.inc({ connection: label(connection) }, 0)
+    adapter.onReconnecting((connection) => metrics.redisReconnects.inc({ connection: label(connection) }))
   }
+}
+
+/** Registers a plugin with options so its hooks apply to the whole app (not only inside a wrapper). */
+function withOptions<T extends FastifyPluginOptions> (plugin: FastifyPluginAsync<T>, options: T): (app: FastifyInstance) => Promise<void> {
+  return fp(async (app) => { await app.register(plugin, options) })
 }
 
 /** Starts the roles of `config`: gateway, aggregator (worker), or both. */
@@ -49,6 +82,11 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   const now = options.now ?? Date.now
   const adapters = await createAdapters(config, log)
   const { queue, hot, archive, bus } = adapters
+  const metrics = new PulseMetrics({ role: config.role, mode: adapters.mode })
+  observeAdapters(metrics, adapters)
+  const drain: DrainState = { draining: false }
+  const drainMs = options.drainMs ?? (adapters.mode === 'cluster' && config.role !== 'worker' ? CLUSTER_DRAIN_MS : 0)
+  const readiness = readinessCheck(adapters, drain)
 
   let ingestKeys = config.ingestApiKeys
   if (ingestKeys.length === 0) {
@@ -59,25 +97,42 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
 
   let aggregator: Aggregator | undefined
   let demo: { stop: () => void } | undefined
-  if (config.role !== 'gateway') aggregator = await startAggregator(adapters, config, log, now)
+  if (config.role !== 'gateway') {
+    aggregator = await startAggregator(adapters, config, log, now, {
+      onFolded: (report, items, seconds) => {
+        metrics.foldDuration.observe(seconds)
+        metrics.foldedItems.inc(items)
+        if (report.loaded > 0) metrics.cacheMisses.inc({ tier: 'hot' }, report.loaded)
+      }
+    })
+    const writeBehind = aggregator.writeBehind
+    metrics.attach({ writeBehind: () => writeBehind.stats })
+  }
   if (config.demoFeed && config.role !== 'worker') {
     demo = startDemoFeed({ queue, tickers: config.tickers, now, onError: (err) => log.warn({ err }, 'demo feed enqueue failed') })
   }
 
-  if (config.role === 'worker') log.info(`Pulse worker (${adapters.mode} mode) started`)
-
   let app: FastifyInstance | undefined
+  let ops: FastifyInstance | undefined
   let url: string | undefined
   let cache: SeriesCache | undefined
-  if (config.role !== 'worker') {
+  if (config.role === 'worker') {
+    ops = await buildOpsServer({ metrics, metricsToken: config.metricsToken, readiness, drain, logger: log })
+    if (options.listen !== false) url = await ops.listen({ port: config.port, host: config.host })
+    log.info(`Pulse worker (${adapters.mode} mode) started${url === undefined ? '' : `; health and metrics on ${url}`}`)
+  } else {
     cache = new SeriesCache({ hot, archive, bus, now, onError: (err, series) => log.warn({ err, series }, 'watcher failed') })
-    const readiness = async (): Promise<ReadinessReport> => {
-      const [h, q, a, b] = await Promise.all([hot.ping(), queue.ping(), archive.ping(), bus.ping()].map(async (p) => await withTimeout(p, 2000)))
-      return { hot_state: h as string, queue: q as string, archive: a as string, bus: b as string }
-    }
-    app = await buildApp({ config, queue, hot, archive, bus, cache, ingestKeys: new SecretSet(ingestKeys), now, readiness }, {
+    const gatewayApp = app = await buildApp({ config, queue, hot, archive, bus, cache, ingestKeys: new SecretSet(ingestKeys), now, readiness, metrics }, {
       logger: options.logger,
-      plugins: options.plugins
+      plugins: [
+        withOptions(metricsPlugin, { metrics, token: config.metricsToken }),
+        withOptions(drainPlugin, { drain }),
+        ...(options.plugins ?? [])
+      ]
+    })
+    metrics.attach({
+      cache,
+      streams: () => gatewayApp.hasDecorator('streaming') ? gatewayApp.streaming.stats().transports : {}
     })
     if (options.listen !== false) {
       url = await app.listen({ port: config.port, host: config.host })
@@ -90,13 +145,23 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closed ??= (async () => {
+      drain.draining = true
       demo?.stop()
-      await app?.close()
+      if (app !== undefined) {
+        // Stream clients reconnect at once; with a load balancer they land on another gateway.
+        if (app.hasDecorator('streaming')) app.streaming.shutdown()
+        if (drainMs > 0 && url !== undefined) {
+          log.info({ drainMs }, 'draining: readiness fails and new requests get 503 until the gateway closes')
+          await sleep(drainMs)
+        }
+        await app.close()
+      }
       await aggregator?.stop()
+      await ops?.close()
       await cache?.close()
       await adapters.close()
     })()
     await closed
   }
-  return { config, adapters, app, url, ingestKeys, close }
+  return { config, adapters, app, url, metrics, drain, drainMs, ingestKeys, close }
 }

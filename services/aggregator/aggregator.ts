@@ -2,8 +2,13 @@ import type { Logger } from 'pino'
 import type { Config } from '../../shared/config/config.js'
 import type { PulseAdapters } from '../adapters.js'
 import { Finalizer } from './finalizer.js'
-import { foldBatch } from './fold-batch.js'
+import { foldBatch, type FoldReport } from './fold-batch.js'
 import { WriteBehind } from './write-behind.js'
+
+/** Observes each fold (metrics). */
+export interface AggregatorHooks {
+  onFolded?: (report: FoldReport, items: number, seconds: number) => void
+}
 
 export interface Aggregator {
   writeBehind: WriteBehind
@@ -17,7 +22,7 @@ export interface Aggregator {
  * writes changed buckets behind to the archive, and finalizes ended buckets every minute
  * (once cluster-wide where the adapters can schedule that).
  */
-export async function startAggregator (adapters: PulseAdapters, config: Config, log: Logger, now: () => number = Date.now): Promise<Aggregator> {
+export async function startAggregator (adapters: PulseAdapters, config: Config, log: Logger, now: () => number = Date.now, hooks: AggregatorHooks = {}): Promise<Aggregator> {
   const { queue, hot, archive, bus } = adapters
   const afterFlush = adapters.afterFlush
   const writeBehind = new WriteBehind({
@@ -39,8 +44,17 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
   }
 
   await queue.consume(async (batch) => {
-    const report = await foldBatch({ hot, archive, bus, now }, batch)
-    log.debug({ batch: batch.id, items: batch.items.length, changed: report.changed.length, duplicates: report.duplicates }, 'folded')
+    const jobLog = log.child({ jobId: batch.id })
+    const began = performance.now()
+    let report: FoldReport
+    try {
+      report = await foldBatch({ hot, archive, bus, now }, batch)
+    } catch (err) {
+      jobLog.warn({ err }, 'fold failed; the batch will be retried')
+      throw err
+    }
+    hooks.onFolded?.(report, batch.items.length, (performance.now() - began) / 1000)
+    jobLog.debug({ items: batch.items.length, changed: report.changed.length, duplicates: report.duplicates }, 'folded')
   })
 
   return {
@@ -48,6 +62,8 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     finalizer,
     stop: async () => {
       await stopSchedule()
+      // Stop taking batches first (the one in hand finishes), so the last flush sees every fold.
+      await queue.close()
       await writeBehind.stop()
     }
   }

@@ -11,6 +11,8 @@ export interface FoldDeps {
 export interface FoldReport {
   changed: Bucket[]
   duplicates: number
+  /** Buckets the hot state did not hold and that were loaded from the archive first. */
+  loaded: number
 }
 
 /** How often a fold may find buckets missing in a row (another worker's Redis flush, a restart). */
@@ -34,6 +36,7 @@ function byTicker (items: readonly ScoredItem[]): Map<string, ScoredItem[]> {
 export async function foldBatch (deps: FoldDeps, batch: IngestBatch): Promise<FoldReport> {
   const changed: Bucket[] = []
   let duplicates = 0
+  let loaded = 0
   for (const [ticker, items] of byTicker(batch.items)) {
     for (let round = 0; ; round++) {
       const now = deps.now()
@@ -45,6 +48,7 @@ export async function foldBatch (deps: FoldDeps, batch: IngestBatch): Promise<Fo
         break
       }
       if (round >= MAX_LOAD_ROUNDS) throw new Error(`buckets of ${ticker} stayed unloaded after ${round} loads`)
+      loaded += outcome.refs.length
       const found = await deps.archive.get(outcome.refs, now)
       await deps.hot.seed(outcome.refs, found)
     }
@@ -52,5 +56,5 @@ export async function foldBatch (deps: FoldDeps, batch: IngestBatch): Promise<Fo
   if (changed.length > 0) {
     await deps.bus.publish(changed.map((bucket) => ({ kind: 'change', bucket, acceptedAt: batch.acceptedAt })))
   }
-  return { changed, duplicates }
+  return { changed, duplicates, loaded }
 }

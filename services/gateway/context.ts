@@ -1,5 +1,6 @@
 import type { Config } from '../../shared/config/config.js'
 import type { Archive, Bus, HotState, IngestQueue } from '../../shared/ports/index.js'
+import type { PulseMetrics } from '../metrics.js'
 import type { SecretSet } from './plugins/auth.js'
 import type { SeriesCache } from './series-cache.js'
 
@@ -18,6 +19,8 @@ export interface GatewayContext {
   now: () => number
   /** Checks every dependency with a timeout. */
   readiness: () => Promise<ReadinessReport>
+  /** The process's metrics; unset in apps built without them (some tests). */
+  metrics?: PulseMetrics | undefined
 }
 
 declare module 'fastify' {

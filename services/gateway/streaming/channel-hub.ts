@@ -1,5 +1,6 @@
 import type { BucketEvent } from '../../../shared/ports/index.js'
 import { type Resolution, type SeriesKey, parseSeriesKey } from '../../../shared/timeseries/index.js'
+import type { Transport } from '../../metrics.js'
 import type { SeriesCache } from '../series-cache.js'
 import type { ConnectionActor } from './connection-actor.js'
 import { ConnectionLimiter } from './limits.js'
@@ -53,6 +54,8 @@ export interface HubStats {
   maxPending: number
   /** Bytes buffered in user space over all connections. */
   buffered: number
+  /** Connections and their subscriptions per transport. */
+  transports: Partial<Record<Transport, { connections: number, subscriptions: number }>>
 }
 
 /**
@@ -132,12 +135,16 @@ export class ChannelHub {
     let pending = 0
     let maxPending = 0
     let buffered = 0
+    const transports: HubStats['transports'] = {}
     for (const connection of this.#connections) {
       pending += connection.pending
       maxPending = Math.max(maxPending, connection.pending)
       buffered += connection.bufferedAmount
+      const counts = transports[connection.transport] ??= { connections: 0, subscriptions: 0 }
+      counts.connections++
+      counts.subscriptions += connection.subscriptions.size
     }
-    return { connections: this.limiter.count, channels: this.#channels.size, pending, maxPending, buffered }
+    return { connections: this.limiter.count, channels: this.#channels.size, pending, maxPending, buffered, transports }
   }
 
   /** Tells every client to reconnect (elsewhere or after the restart) and stops the timers. */

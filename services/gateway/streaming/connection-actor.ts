@@ -1,4 +1,5 @@
 import type { SeriesKey } from '../../../shared/timeseries/index.js'
+import type { ConnectionObserver, Transport } from '../../metrics.js'
 import type { CloseReason } from './limits.js'
 import { Mailbox } from './mailbox.js'
 import type { Sink } from './sink.js'
@@ -16,6 +17,10 @@ export interface ConnectionOptions {
   now: () => number
   /** Called once when the connection ends, whoever ended it. */
   onClose?: (actor: ConnectionActor) => void
+  /** The transport, for per-transport statistics. */
+  transport?: Transport
+  /** Told what each flush wrote and which states were coalesced (metrics). */
+  observer?: ConnectionObserver | undefined
 }
 
 const DEFAULT_HIGH_WATER = 64 * 1024
@@ -50,6 +55,10 @@ export class ConnectionActor {
     this.#hardLimit = options.hardLimitBytes ?? DEFAULT_HARD_LIMIT
   }
 
+  get transport (): Transport {
+    return this.#options.transport ?? 'ws'
+  }
+
   get closed (): boolean {
     return this.#closed
   }
@@ -66,7 +75,9 @@ export class ConnectionActor {
   /** Queues a bucket state for the next flush. */
   offer (event: StreamEvent): void {
     if (this.#closed) return
+    const before = this.#mailbox.size
     this.#mailbox.put(event)
+    if (this.#mailbox.size === before) this.#options.observer?.coalesced()
     this.#schedule()
   }
 
@@ -143,6 +154,7 @@ export class ConnectionActor {
     this.#stalledSince = undefined
     this.#lastFlush = now
     const frames: Rendered[] = []
+    const acceptedAt: number[] = []
     let bytes = 0
     const events = this.#mailbox.take()
     for (let i = 0; i < events.length; i++) {
@@ -151,8 +163,10 @@ export class ConnectionActor {
         for (let j = i; j < events.length; j++) this.#mailbox.put(events[j] as StreamEvent)
         break
       }
-      const rendered = (events[i] as StreamEvent).render(now)
+      const event = events[i] as StreamEvent
+      const rendered = event.render(now)
       frames.push(rendered)
+      if (event.acceptedAt !== undefined) acceptedAt.push(event.acceptedAt)
       bytes += rendered.ws.length
     }
     if (this.#heartbeat !== undefined) {
@@ -162,6 +176,7 @@ export class ConnectionActor {
     if (frames.length === 0) return
     this.sent += frames.length
     this.#sink.write(frames)
+    this.#options.observer?.sent(frames.length, acceptedAt, now)
     if (this.#mailbox.size > 0) this.#schedule()
   }
 }

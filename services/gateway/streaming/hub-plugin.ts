@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ChannelHub } from './channel-hub.js'
+import type { Transport } from '../../metrics.js'
 import type { ConnectionOptions } from './connection-actor.js'
 
 declare module 'fastify' {
@@ -19,9 +20,9 @@ export function stallLimitMs (heartbeatMs: number): number {
 }
 
 /** Connection actor settings from the gateway configuration. */
-export function connectionOptions (app: FastifyInstance): Omit<ConnectionOptions, 'onClose'> {
-  const { config, now } = app.pulse
-  return { debounceMs: config.debounceMs, stallLimitMs: stallLimitMs(config.heartbeatMs), now }
+export function connectionOptions (app: FastifyInstance, transport: Transport): Omit<ConnectionOptions, 'onClose'> {
+  const { config, now, metrics } = app.pulse
+  return { debounceMs: config.debounceMs, stallLimitMs: stallLimitMs(config.heartbeatMs), now, transport, observer: metrics?.connectionObserver(transport) }
 }
 
 async function hubPlugin (app: FastifyInstance): Promise<void> {

@@ -56,6 +56,7 @@ async function ssePlugin (app: FastifyInstance): Promise<void> {
     const header = request.headers['last-event-id']
     const since = parseEventId(typeof header === 'string' ? header : query.lastEventId)
     const release = releaseOf(request)
+    const log = request.log.child({ conn: request.id })
 
     reply.hijack()
     const res = reply.raw
@@ -63,12 +64,14 @@ async function ssePlugin (app: FastifyInstance): Promise<void> {
     res.writeHead(200, SSE_HEADERS)
     res.write(SSE_PREAMBLE)
     const actor = new ConnectionActor(sseSink(nodeSseWriter(res)), {
-      ...connectionOptions(app),
+      ...connectionOptions(app, 'sse'),
       onClose: (closed) => {
         hub.remove(closed)
         release()
+        log.debug({ sent: closed.sent }, 'event stream closed')
       }
     })
+    log.debug('event stream opened')
     hub.add(actor)
     res.on('close', () => actor.onSocketClosed())
     await Promise.all(series.map(async (key) => await hub.join(actor, key)))

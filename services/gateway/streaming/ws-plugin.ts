@@ -57,13 +57,16 @@ async function wsPlugin (app: FastifyInstance): Promise<void> {
     }
   }, (socket: WebSocket, request) => {
     const release = releaseOf(request)
+    const log = request.log.child({ conn: request.id })
     const actor = new ConnectionActor(wsSink(socket, request.query.batch === '1'), {
-      ...connectionOptions(app),
+      ...connectionOptions(app, 'ws'),
       onClose: (closed) => {
         hub.remove(closed)
         release()
+        log.debug({ sent: closed.sent }, 'websocket closed')
       }
     })
+    log.debug('websocket opened')
     hub.add(actor)
     const session = new WsSession(actor, hub, app.pulse, known)
     socket.on('message', (data, isBinary) => session.handle(isBinary ? '' : text(data)))
@@ -77,7 +80,7 @@ async function wsPlugin (app: FastifyInstance): Promise<void> {
         resolutions: request.query.resolutions === undefined ? ['1m'] : listParam(request.query.resolutions),
         ...(request.query.since === undefined ? {} : { since: request.query.since })
       }
-      session.subscribe(message).catch((err: unknown) => app.log.warn({ err }, 'initial subscription failed'))
+      session.subscribe(message).catch((err: unknown) => log.warn({ err }, 'initial subscription failed'))
     }
   })
 }

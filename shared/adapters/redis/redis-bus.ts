@@ -39,6 +39,12 @@ export class RedisBus implements Bus {
     this.#sub.on('message', (channel: string, message: string) => this.#deliver(channel, message))
   }
 
+  /** Calls `listener` on each reconnection attempt of the publishing or the subscribing connection (metrics). */
+  onReconnecting (listener: (connection: 'pub' | 'sub') => void): void {
+    this.#pub.on('reconnecting', () => listener('pub'))
+    this.#sub.on('reconnecting', () => listener('sub'))
+  }
+
   async publish (events: BucketEvent[]): Promise<void> {
     if (events.length === 0) return
     const pipeline = this.#pub.pipeline()

@@ -67,6 +67,11 @@ export class RedisHotState implements HotState {
     defineScripts(this.#redis)
   }
 
+  /** Calls `listener` on each reconnection attempt of the connection (metrics). */
+  onReconnecting (listener: () => void): void {
+    this.#redis.on('reconnecting', listener)
+  }
+
   async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
     let fresh = firstCopies(items)
     // Each round either applies, asks for a load, or drops at least one seen id.

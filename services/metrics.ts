@@ -1,0 +1,179 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { QueueCounts } from '../shared/ports/index.js'
+
+/** A streaming transport, the `transport` label. */
+export type Transport = 'ws' | 'sse'
+
+/** What one connection reports as it writes to its socket (see `ConnectionActor`). */
+export interface ConnectionObserver {
+  /** Bucket events written in one flush; `acceptedAt` (epoch ms) of those that carry one. */
+  sent: (events: number, acceptedAt: readonly number[], now: number) => void
+  /** A pending state of a bucket was replaced by a newer one before it was written. */
+  coalesced: () => void
+}
+
+/** Live state the metrics read on every scrape. Each source is optional: a role has only some. */
+export interface MetricSources {
+  queue?: { counts: () => Promise<QueueCounts> }
+  /** `SeriesCache` counters. */
+  cache?: { hits: number, misses: number, loads: number }
+  /** Connections and subscriptions per transport (`ChannelHub.stats().transports`). */
+  streams?: () => Partial<Record<Transport, { connections: number, subscriptions: number }>>
+  /** `DynamoArchive.stats`. */
+  archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number }
+  /** `WriteBehind.stats`. */
+  writeBehind?: () => { bucketsWritten: number, flushes: number, failedRounds: number, backlog: number }
+}
+
+/** Seconds from acceptance to a client socket: the SPEC target is p99 < 250 ms. */
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]
+const FOLD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+/** A scrape must not hang on a stalled queue backend: the last counts stay until it answers. */
+const QUEUE_COUNTS_TIMEOUT_MS = 1000
+
+async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timeout')), ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Sets a counter that mirrors a running total kept elsewhere (read on scrape). */
+function mirror<T extends string> (counter: Counter<T>, value: number, labels?: Record<T, string>): void {
+  if (labels === undefined) {
+    counter.reset()
+    counter.inc(value)
+  } else {
+    counter.remove(labels)
+    counter.inc(labels, value)
+  }
+}
+
+/**
+ * Every metric of a Pulse process, defined once, on a registry of its own (so several
+ * Pulses in one test process do not collide). Counters the code increments are fields;
+ * the rest is read from {@link MetricSources} on each scrape. The names and meanings are
+ * listed in the README ("Metrics").
+ */
+export class PulseMetrics {
+  readonly registry = new Registry()
+  readonly #sources: MetricSources = {}
+  /** Metrics read from the sources on scrape; held only so they are visibly owned here. */
+  readonly #scraped: object[] = []
+
+  readonly itemsAccepted = new Counter({ name: 'pulse_items_accepted_total', help: 'Items accepted by POST /api/v2/items (202), duplicates included', registers: [this.registry] })
+  readonly itemsRejected = new Counter({ name: 'pulse_items_rejected_total', help: 'Items in rejected ingest requests, by error code (an unreadable body counts as one)', labelNames: ['code'] as const, registers: [this.registry] })
+  readonly foldDuration = new Histogram({ name: 'pulse_fold_duration_seconds', help: 'Time to fold one ingest batch into the hot state and publish it', buckets: FOLD_BUCKETS, registers: [this.registry] })
+  readonly foldedItems = new Counter({ name: 'pulse_folded_items_total', help: 'Items folded by this worker (duplicates included)', registers: [this.registry] })
+  readonly latency = new Histogram({ name: 'pulse_event_latency_seconds', help: 'End-to-end latency: item accepted by a gateway to its bucket event written to a client socket', labelNames: ['transport'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] })
+  readonly eventsSent = new Counter({ name: 'pulse_events_sent_total', help: 'Events written to client sockets (bucket events and heartbeats)', labelNames: ['transport'] as const, registers: [this.registry] })
+  readonly eventsCoalesced = new Counter({ name: 'pulse_events_coalesced_total', help: 'Bucket states replaced in a mailbox by a newer state before being written', labelNames: ['transport'] as const, registers: [this.registry] })
+  readonly redisReconnects = new Counter({ name: 'pulse_redis_reconnects_total', help: 'ioredis reconnection attempts, by connection', labelNames: ['connection'] as const, registers: [this.registry] })
+  readonly cacheMisses: Counter<'tier'>
+
+  constructor (labels: { role: string, mode: string }) {
+    const sources = this.#sources
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry })
+    const info = new Gauge({ name: 'pulse_info', help: 'Role and mode of this process', labelNames: ['role', 'mode'] as const, registers })
+    info.set(labels, 1)
+    this.#scraped.push(new Gauge({
+      name: 'pulse_queue_jobs',
+      help: 'Ingest batches in the queue, by state (waiting includes delayed retries)',
+      labelNames: ['state'] as const,
+      registers,
+      async collect () {
+        if (sources.queue === undefined) return
+        const counts = await within(sources.queue.counts(), QUEUE_COUNTS_TIMEOUT_MS).catch(() => undefined)
+        if (counts === undefined) return
+        for (const state of ['waiting', 'active', 'failed'] as const) this.set({ state }, counts[state])
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_connections',
+      help: 'Open streaming connections, by transport',
+      labelNames: ['transport'] as const,
+      registers,
+      collect () {
+        for (const [transport, s] of Object.entries(sources.streams?.() ?? {})) this.set({ transport }, s.connections)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_subscriptions',
+      help: 'Series subscriptions held by streaming clients, by transport',
+      labelNames: ['transport'] as const,
+      registers,
+      collect () {
+        for (const [transport, s] of Object.entries(sources.streams?.() ?? {})) this.set({ transport }, s.subscriptions)
+      }
+    }))
+    this.#scraped.push(new Counter({
+      name: 'pulse_cache_hits_total',
+      help: 'History reads answered from memory, by tier (l1: the gateway series cache)',
+      labelNames: ['tier'] as const,
+      registers,
+      collect () { if (sources.cache !== undefined) mirror(this, sources.cache.hits, { tier: 'l1' }) }
+    }))
+    this.cacheMisses = new Counter({
+      name: 'pulse_cache_misses_total',
+      help: 'Cache misses, by tier (l1: series reads that loaded from the stores; hot: buckets a fold loaded from the archive)',
+      labelNames: ['tier'] as const,
+      registers,
+      collect () { if (sources.cache !== undefined) mirror(this, sources.cache.misses, { tier: 'l1' }) }
+    })
+    this.#mirrored('pulse_cache_loads_total', 'Series windows the L1 cache loaded from the hot state and the archive (concurrent misses load once)', () => sources.cache?.loads)
+    this.#mirrored('pulse_dynamodb_items_written_total', 'Bucket items written to DynamoDB', () => sources.archive?.().writes)
+    this.#mirrored('pulse_dynamodb_write_calls_total', 'BatchWriteItem calls', () => sources.archive?.().writeCalls)
+    this.#mirrored('pulse_dynamodb_retries_total', 'DynamoDB write retries (throttling, unprocessed items, errors)', () => sources.archive?.().retries)
+    this.#mirrored('pulse_dynamodb_failed_puts_total', 'Archive writes that failed after every retry (the buckets stay dirty)', () => sources.archive?.().failedPuts)
+    this.#mirrored('pulse_write_behind_flushes_total', 'Write-behind flushes', () => sources.writeBehind?.().flushes)
+    this.#mirrored('pulse_write_behind_failed_flushes_total', 'Write-behind flushes that stopped on an error', () => sources.writeBehind?.().failedRounds)
+    this.#scraped.push(new Gauge({
+      name: 'pulse_write_behind_backlog',
+      help: 'Dirty buckets not yet written to DynamoDB after the last flush',
+      registers,
+      collect () {
+        const stats = sources.writeBehind?.()
+        if (stats !== undefined) this.set(stats.backlog)
+      }
+    }))
+  }
+
+  /** Adds (or replaces) the live sources read on scrape. */
+  attach (sources: MetricSources): void {
+    Object.assign(this.#sources, sources)
+  }
+
+  /** The observer of one streaming connection. */
+  connectionObserver (transport: Transport): ConnectionObserver {
+    const sent = this.eventsSent.labels({ transport })
+    const coalesced = this.eventsCoalesced.labels({ transport })
+    const latency = this.latency.labels({ transport })
+    return {
+      sent (events, acceptedAt, now) {
+        sent.inc(events)
+        for (const at of acceptedAt) latency.observe(Math.max(0, now - at) / 1000)
+      },
+      coalesced () { coalesced.inc() }
+    }
+  }
+
+  /** Prometheus text exposition of every metric. */
+  async text (): Promise<string> {
+    return await this.registry.metrics()
+  }
+
+  #mirrored (name: string, help: string, read: () => number | undefined): void {
+    this.#scraped.push(new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect () {
+        const value = read()
+        if (value !== undefined) mirror(this, value)
+      }
+    }))
+  }
+}
