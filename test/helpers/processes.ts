@@ -46,6 +46,8 @@ export interface ManagedProcess {
   /** Base URL for processes that serve HTTP. */
   url: string
   port: number
+  /** Process id of the running child, if any (to sample its memory). */
+  pid: () => number | undefined
   /** Output so far (stdout and stderr), for failure messages. */
   output: () => string
   kill: (signal?: NodeJS.Signals) => Promise<void>
@@ -83,7 +85,7 @@ function managed (t: Teardown, name: string, port: number, command: string[], en
     clearTimeout(timer)
   }
   t.teardown(async () => await kill('SIGKILL'))
-  return { url: `http://127.0.0.1:${port}`, port, output: () => output, kill, start, stop }
+  return { url: `http://127.0.0.1:${port}`, port, pid: () => child?.pid, output: () => output, kill, start, stop }
 }
 
 /** dynalite in its own process (so a test can take DynamoDB away), on a free port. */
