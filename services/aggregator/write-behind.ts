@@ -148,6 +148,11 @@ export class WriteBehind {
     for (;;) {
       const taken = await this.#hot.takeDirty(limit)
       const fresh = taken.filter((bucket) => !written.has(bucketId(bucket)))
+      const round: Bucket[] = fresh.slice(0, this.#roundSize)
+      // Taken but not written in this round: hand them back, or a leasing hot state would
+      // keep them from the next flush until their lease ran out.
+      const inRound = new Set(round)
+      await this.#hot.release(taken.filter((bucket) => !inRound.has(bucket)))
       if (fresh.length === 0) {
         if (taken.length < limit) return
         // Everything in view changed again after its write this flush: those wait for the
@@ -155,8 +160,12 @@ export class WriteBehind {
         limit = taken.length + this.#roundSize
         continue
       }
-      const round: Bucket[] = fresh.slice(0, this.#roundSize)
-      await this.#archive.put(round)
+      try {
+        await this.#archive.put(round)
+      } catch (err) {
+        await this.#hot.release(round).catch(() => {})
+        throw err
+      }
       for (const bucket of round) written.add(bucketId(bucket))
       this.#stats.bucketsWritten += round.length
       await this.#hot.markClean(round)

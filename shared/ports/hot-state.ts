@@ -42,6 +42,12 @@ export interface HotState {
   get (refs: BucketRef[]): Promise<Bucket[]>
   /** Up to `limit` buckets changed since they were last written to the archive. */
   takeDirty (limit: number): Promise<Bucket[]>
+  /**
+   * Hands back buckets `takeDirty` returned that the caller will not write now, so they are
+   * eligible again at once (an adapter that leases taken buckets would otherwise hold them
+   * until the lease ends). They stay dirty.
+   */
+  release (taken: BucketRef[]): Promise<void>
   /** Clears the dirty mark of buckets written at these revs; later changes stay dirty. */
   markClean (written: Bucket[]): Promise<void>
   /** Marks buckets dirty again (the finalizer uses it to write final states). */

@@ -18,9 +18,13 @@ export async function launchBrowser (t: Teardown): Promise<Browser> {
   return browser
 }
 
-/** A fresh profile (empty IndexedDB and sessionStorage) with one page, closed with the test. */
-export async function openPage (t: Teardown, browser: Browser, viewport = { width: 1440, height: 900 }): Promise<{ context: BrowserContext, page: Page, errors: string[] }> {
-  const context = await browser.newContext({ viewport })
+/**
+ * A fresh profile (empty IndexedDB and sessionStorage) with one page, closed with the test.
+ * The page's CSP is bypassed unless `enforceCsp`: Playwright's string predicates are
+ * evaluated in the page, which a strict `script-src` (rightly) forbids.
+ */
+export async function openPage (t: Teardown, browser: Browser, viewport = { width: 1440, height: 900 }, enforceCsp = false): Promise<{ context: BrowserContext, page: Page, errors: string[] }> {
+  const context = await browser.newContext({ viewport, bypassCSP: !enforceCsp })
   t.teardown(async () => await context.close())
   const page = await context.newPage()
   const errors: string[] = []

@@ -85,6 +85,9 @@ export class MemoryHotState implements HotState {
     return result
   }
 
+  /** Nothing to do: taking does not lease here. */
+  async release (_taken: BucketRef[]): Promise<void> {}
+
   async markClean (written: Bucket[]): Promise<void> {
     for (const bucket of written) {
       const id = bucketId(bucket)

@@ -147,6 +147,15 @@ export class RedisHotState implements HotState {
     return buckets
   }
 
+  /** Ends the lease of taken buckets (never delays one whose lease already ended). */
+  async release (taken: BucketRef[]): Promise<void> {
+    if (taken.length === 0) return
+    const now = Date.now()
+    const pipeline = this.#redis.pipeline()
+    for (const ref of taken) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', 'LT', now, dirtyMember(ref))
+    await execPipeline(pipeline)
+  }
+
   async markClean (written: Bucket[]): Promise<void> {
     if (written.length === 0) return
     const pipeline = this.#redis.pipeline()
