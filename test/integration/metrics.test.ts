@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { startDynaliteProcess } from '../helpers/processes.js'
@@ -156,4 +157,11 @@ t.test('cluster: gateway and worker both expose metrics; Redis reconnects are co
     return n > 0 ? n : undefined
   }, 10_000, 'reconnects counted')
   t.ok(reconnected > 0, 'gateway counted Redis reconnects')
+})
+
+t.test('the Grafana dashboard queries only metrics Pulse exposes', async (t) => {
+  const dashboard = await readFile(new URL('../../deploy/grafana/pulse-dashboard.json', import.meta.url), 'utf8')
+  const used = new Set([...dashboard.matchAll(/\b(pulse_[a-z_]+?)(?:_bucket|_sum|_count)?\b(?=[{[(\s)])/g)].map((m) => m[1] as string))
+  t.ok(used.size > 10, `${used.size} Pulse metrics charted`)
+  for (const name of used) t.ok(LISTED.includes(name), `${name} is a listed metric`)
 })

@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { startDynaliteProcess } from '../helpers/processes.js'
+import { eventually, startTestPulse } from '../helpers/pulse.js'
+import { startRedisServer } from '../helpers/redis-server.js'
+
+t.test('cluster: a stopped redis-server makes /readyz 503 naming it, then ready again', async (t) => {
+  const redis = await startRedisServer(t)
+  const dynalite = await startDynaliteProcess(t)
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `r${randomBytes(3).toString('hex')}` }
+  const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
+  const worker = await startTestPulse(t, { ...env, ROLE: 'worker' })
+  for (const p of [gateway, worker]) {
+    const ready = await p.get('/readyz')
+    t.equal(ready.status, 200)
+    t.same(ready.body, { status: 'ready', checks: { hot_state: 'ok', queue: 'ok', archive: 'ok', bus: 'ok' } })
+  }
+
+  await redis.kill()
+  for (const [name, p] of [['gateway', gateway], ['worker', worker]] as const) {
+    const began = Date.now()
+    const res = await p.get('/readyz')
+    t.equal(res.status, 503, `${name}: 503 while Redis is down`)
+    t.equal(res.body.status, 'unavailable')
+    for (const check of ['hot_state', 'queue', 'bus']) t.not(res.body.checks[check], 'ok', `${name}: ${check} named (${String(res.body.checks[check])})`)
+    t.equal(res.body.checks.archive, 'ok', `${name}: DynamoDB still ok`)
+    t.ok(Date.now() - began < 5000, `${name}: answered within the check timeout`)
+    t.equal((await p.get('/healthz')).status, 200, `${name}: still alive`)
+  }
+
+  await redis.restart()
+  for (const p of [gateway, worker]) {
+    await eventually(async () => (await p.get('/readyz')).status === 200 ? true : undefined, 15_000, 'ready again')
+  }
+})
+
+t.test('embedded: /readyz is 200 with every check named', async (t) => {
+  const p = await startTestPulse(t)
+  const res = await p.get('/readyz')
+  t.equal(res.status, 200)
+  t.same(Object.keys(res.body.checks).sort(), ['archive', 'bus', 'hot_state', 'queue'])
+})
