@@ -119,7 +119,8 @@ export async function readBoth (cluster: FaultCluster, items: readonly ScoredIte
 export async function waitForHot (cluster: FaultCluster, items: readonly ScoredItem[], ms: number): Promise<{ problems: string[], buckets: number }> {
   const deadline = Date.now() + ms
   for (;;) {
-    const result = compare(items, (await readBoth(cluster, items).catch(() => ({ hot: [] }))).hot)
+    const refs = [...expectedBuckets(items, Date.now()).values()].map((e) => e.ref)
+    const result = compare(items, await cluster.hot.get(refs).catch(() => []))
     if (result.problems.length === 0 || Date.now() > deadline) return result
     await sleep(250)
   }
