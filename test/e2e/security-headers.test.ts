@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startTestPulse } from '../helpers/pulse.js'
@@ -27,6 +28,9 @@ t.test('the dashboard carries security headers and runs under its CSP without a 
   t.ok(res.headers.get('referrer-policy'), 'Referrer-Policy set')
   t.equal(res.headers.get('x-powered-by'), null, 'no X-Powered-By')
 
+  // dashboard.test.ts may be rebuilding web/dist right now: wait until the bundle is still.
+  const bundle = fileURLToPath(new URL('../../web/dist/main.js', import.meta.url))
+  for (let i = 0; i < 60 && (!existsSync(bundle) || Date.now() - statSync(bundle).mtimeMs < 3000); i++) await sleep(500)
   const browser = await launchBrowser(t)
   const { page, errors } = await openPage(t, browser, undefined, true)
   const violations: string[] = []
