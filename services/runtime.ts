@@ -13,6 +13,7 @@ import { SecretSet } from './gateway/plugins/auth.js'
 import drainPlugin, { type DrainState } from './gateway/plugins/drain.js'
 import metricsPlugin from './gateway/plugins/metrics.js'
 import { SeriesCache } from './gateway/series-cache.js'
+import type { UwsEdge } from './gateway/uws/edge.js'
 import { PulseMetrics } from './metrics.js'
 import { buildOpsServer } from './ops-server.js'
 import { readinessCheck } from './readiness.js'
@@ -115,6 +116,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   let app: FastifyInstance | undefined
   let ops: FastifyInstance | undefined
   let url: string | undefined
+  let edge: UwsEdge | undefined
   let cache: SeriesCache | undefined
   if (config.role === 'worker') {
     ops = await buildOpsServer({ metrics, metricsToken: config.metricsToken, readiness, drain, logger: log })
@@ -134,7 +136,14 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
       cache,
       streams: () => gatewayApp.hasDecorator('streaming') ? gatewayApp.streaming.stats().transports : {}
     })
-    if (options.listen !== false) {
+    if (options.listen !== false && config.gatewayEngine === 'uws') {
+      await app.ready()
+      // Loaded only when chosen, so the default engine never loads the native module.
+      const { startUwsEdge } = await import('./gateway/uws/edge.js')
+      edge = await startUwsEdge(app, { port: config.port, host: config.host })
+      url = edge.url
+      log.info(`Pulse ${config.role} (${adapters.mode} mode, uWebSockets.js edge) listening on ${url}`)
+    } else if (options.listen !== false) {
       url = await app.listen({ port: config.port, host: config.host })
       log.info(`Pulse ${config.role} (${adapters.mode} mode) listening on ${url}`)
     } else {
@@ -154,6 +163,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
           log.info({ drainMs }, 'draining: readiness fails and new requests get 503 until the gateway closes')
           await sleep(drainMs)
         }
+        await edge?.close()
         await app.close()
       }
       await aggregator?.stop()

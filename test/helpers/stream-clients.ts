@@ -2,6 +2,9 @@ import { connect, createServer, type Socket } from 'node:net'
 import { EventSource } from 'eventsource'
 import WebSocket from 'ws'
 
+/** Gateway engines (`GATEWAY_ENGINE`) the streaming tests run against: the same tests for each. */
+export const ENGINES = ['fastify', 'uws'] as const
+
 /** A bucket as clients receive it; `any` fields are not needed by the tests. */
 export interface ReceivedBucket {
   ticker: string

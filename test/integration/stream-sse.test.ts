@@ -2,92 +2,96 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { startTestPulse } from '../helpers/pulse.js'
-import { item, SseTestClient, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { ENGINES, item, SseTestClient, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
 
 const MINUTE = 60_000
 const run = promisify(execFile)
 
-t.test('filters, named events with ids, heartbeat with the connection count', async (t) => {
-  const p = await startTestPulse(t, { HEARTBEAT_MS: '150' })
-  const aapl = new SseTestClient(`${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m,5m`)
-  t.teardown(() => aapl.close())
-  const all = new SseTestClient(`${p.url}/api/v2/stream`)
-  t.teardown(() => all.close())
-  await until(() => aapl.opens === 1 && all.opens === 1, 5000, 'open')
-  await p.post([item('s1', 'AAPL'), item('s2', 'MSFT'), item('s3', 'NVDA', Date.now() - 10 * MINUTE)])
-  await until(() => aapl.state.buckets.size === 2 && all.state.buckets.size === 3, 10_000, 'events')
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  t.same([...aapl.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'AAPL#5m'])
-  t.same([...all.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'MSFT#1m', 'NVDA#1m'], 'default resolution 1m, every ticker')
-  t.ok(all.state.of('bucket_update').some((e) => e.ticker === 'NVDA'), 'a late change to a past bucket is a bucket_update')
-  t.ok(aapl.state.events.filter((e) => e.bucket !== undefined).every((e) => /^\d+$/.test(e.id ?? '')), 'every bucket event has an id')
-  await until(() => all.state.of('heartbeat').length >= 2, 5000, 'heartbeat')
-  t.equal(all.state.of('heartbeat').at(-1)?.connections, 2)
-})
+for (const engine of ENGINES) {
+  t.test(`${engine} engine`, async (t) => {
+    t.test('filters, named events with ids, heartbeat with the connection count', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, HEARTBEAT_MS: '150' })
+      const aapl = new SseTestClient(`${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m,5m`)
+      t.teardown(() => aapl.close())
+      const all = new SseTestClient(`${p.url}/api/v2/stream`)
+      t.teardown(() => all.close())
+      await until(() => aapl.opens === 1 && all.opens === 1, 5000, 'open')
+      await p.post([item('s1', 'AAPL'), item('s2', 'MSFT'), item('s3', 'NVDA', Date.now() - 10 * MINUTE)])
+      await until(() => aapl.state.buckets.size === 2 && all.state.buckets.size === 3, 10_000, 'events')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      t.same([...aapl.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'AAPL#5m'])
+      t.same([...all.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'MSFT#1m', 'NVDA#1m'], 'default resolution 1m, every ticker')
+      t.ok(all.state.of('bucket_update').some((e) => e.ticker === 'NVDA'), 'a late change to a past bucket is a bucket_update')
+      t.ok(aapl.state.events.filter((e) => e.bucket !== undefined).every((e) => /^\d+$/.test(e.id ?? '')), 'every bucket event has an id')
+      await until(() => all.state.of('heartbeat').length >= 2, 5000, 'heartbeat')
+      t.equal(all.state.of('heartbeat').at(-1)?.connections, 2)
+    })
 
-t.test('bad selections are HTTP errors before the stream starts', async (t) => {
-  const p = await startTestPulse(t)
-  t.equal((await p.get('/api/v2/stream?tickers=ZZZZ')).body.error.code, 'PULSE_ERR_UNKNOWN_TICKER')
-  t.equal((await p.get('/api/v2/stream?resolutions=2m')).status, 400)
-})
+    t.test('bad selections are HTTP errors before the stream starts', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine })
+      t.equal((await p.get('/api/v2/stream?tickers=ZZZZ')).body.error.code, 'PULSE_ERR_UNKNOWN_TICKER')
+      t.equal((await p.get('/api/v2/stream?resolutions=2m')).status, 400)
+    })
 
-t.test('resume after a forced disconnect mid-burst (Last-Event-ID) ends in the state of an undisturbed client', async (t) => {
-  const p = await startTestPulse(t, { DEBOUNCE_MS: '50' })
-  const proxy = await startProxy(Number(new URL(p.url).port))
-  t.teardown(async () => await proxy.close())
-  const query = '/api/v2/stream?tickers=AAPL,MSFT&resolutions=1m,5m,1h'
-  const steady = new SseTestClient(`${p.url}${query}`)
-  t.teardown(() => steady.close())
-  const flaky = new SseTestClient(`${proxy.url}${query}`)
-  t.teardown(() => flaky.close())
-  await until(() => steady.opens === 1 && flaky.opens === 1, 5000, 'open')
+    t.test('resume after a forced disconnect mid-burst (Last-Event-ID) ends in the state of an undisturbed client', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, DEBOUNCE_MS: '50' })
+      const proxy = await startProxy(Number(new URL(p.url).port))
+      t.teardown(async () => await proxy.close())
+      const query = '/api/v2/stream?tickers=AAPL,MSFT&resolutions=1m,5m,1h'
+      const steady = new SseTestClient(`${p.url}${query}`)
+      t.teardown(() => steady.close())
+      const flaky = new SseTestClient(`${proxy.url}${query}`)
+      t.teardown(() => flaky.close())
+      await until(() => steady.opens === 1 && flaky.opens === 1, 5000, 'open')
 
-  const now = Date.now()
-  let n = 0
-  const statuses = new Set<number>()
-  const burst = async (rounds: number): Promise<void> => {
-    for (let round = 0; round < rounds; round++) {
-      const batch = Array.from({ length: 10 }, () => {
-        n++
-        return item(`r${n}`, n % 3 === 0 ? 'MSFT' : 'AAPL', now - (n % 7) * 40_000, ((n % 11) - 5) / 10)
-      })
-      statuses.add((await p.post(batch)).status)
-    }
-  }
-  const running = burst(50)
-  await until(() => n >= 200 && flaky.state.lastId !== undefined, 15_000, 'mid-burst')
-  proxy.drop()
-  await running
-  await until(() => {
-    const total = [...steady.state.buckets.values()].reduce((sum, b) => sum + (b.resolution === '1h' ? b.count : 0), 0)
-    return total === n && JSON.stringify(flaky.state.digest()) === JSON.stringify(steady.state.digest())
-  }, 20_000, 'same state on both clients')
-  t.equal(flaky.opens, 2, 'the EventSource reconnected once')
-  t.same(flaky.state.digest(), steady.state.digest())
-  t.same([...statuses], [202])
-})
+      const now = Date.now()
+      let n = 0
+      const statuses = new Set<number>()
+      const burst = async (rounds: number): Promise<void> => {
+        for (let round = 0; round < rounds; round++) {
+          const batch = Array.from({ length: 10 }, () => {
+            n++
+            return item(`r${n}`, n % 3 === 0 ? 'MSFT' : 'AAPL', now - (n % 7) * 40_000, ((n % 11) - 5) / 10)
+          })
+          statuses.add((await p.post(batch)).status)
+        }
+      }
+      const running = burst(50)
+      await until(() => n >= 200 && flaky.state.lastId !== undefined, 15_000, 'mid-burst')
+      proxy.drop()
+      await running
+      await until(() => {
+        const total = [...steady.state.buckets.values()].reduce((sum, b) => sum + (b.resolution === '1h' ? b.count : 0), 0)
+        return total === n && JSON.stringify(flaky.state.digest()) === JSON.stringify(steady.state.digest())
+      }, 20_000, 'same state on both clients')
+      t.equal(flaky.opens, 2, 'the EventSource reconnected once')
+      t.same(flaky.state.digest(), steady.state.digest())
+      t.same([...statuses], [202])
+    })
 
-t.test('curl -N: retry, named events with ids, replay from lastEventId', async (t) => {
-  const p = await startTestPulse(t)
-  await p.post([item('k1', 'AAPL'), item('k2', 'AAPL', Date.now() - 3 * MINUTE)])
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  const url = `${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m&lastEventId=${Date.now() - 60_000}`
-  const { stdout } = await run('curl', ['-N', '-s', '--max-time', '1.5', url]).catch((err: { stdout: string }) => err)
-  t.match(stdout, /^retry: 1000\n/, 'retry first')
-  const events = stdout.split('\n\n').filter((block) => block.includes('event: '))
-  t.equal(events.length, 2, 'both buckets replayed')
-  for (const block of events) t.match(block, /^id: \d+\nevent: (partial_bucket|bucket_update)\ndata: \{.*\}$/)
-  t.ok(events.some((b) => b.includes('event: bucket_update')) && events.some((b) => b.includes('event: partial_bucket')))
-})
+    t.test('curl -N: retry, named events with ids, replay from lastEventId', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine })
+      await p.post([item('k1', 'AAPL'), item('k2', 'AAPL', Date.now() - 3 * MINUTE)])
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      const url = `${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m&lastEventId=${Date.now() - 60_000}`
+      const { stdout } = await run('curl', ['-N', '-s', '--max-time', '1.5', url]).catch((err: { stdout: string }) => err)
+      t.match(stdout, /^retry: 1000\n/, 'retry first')
+      const events = stdout.split('\n\n').filter((block) => block.includes('event: '))
+      t.equal(events.length, 2, 'both buckets replayed')
+      for (const block of events) t.match(block, /^id: \d+\nevent: (partial_bucket|bucket_update)\ndata: \{.*\}$/)
+      t.ok(events.some((b) => b.includes('event: bucket_update')) && events.some((b) => b.includes('event: partial_bucket')))
+    })
 
-t.test('graceful shutdown: SSE gets retry and the stream ends, WS gets 1012', async (t) => {
-  const p = await startTestPulse(t)
-  const res = await fetch(`${p.url}/api/v2/stream?tickers=AAPL`)
-  const ws = await WsTestClient.open(p.url)
-  const body = res.text()
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  await p.pulse.close()
-  const text = await body
-  t.match(text, /retry: 1000\n: service restart; reconnect\n\n$/)
-  t.equal(await ws.closedPromise, 1012)
-})
+    t.test('graceful shutdown: SSE gets retry and the stream ends, WS gets 1012', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine })
+      const res = await fetch(`${p.url}/api/v2/stream?tickers=AAPL`)
+      const ws = await WsTestClient.open(p.url)
+      const body = res.text()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await p.pulse.close()
+      const text = await body
+      t.match(text, /retry: 1000\n: service restart; reconnect\n\n$/)
+      t.equal(await ws.closedPromise, 1012)
+    })
+  })
+}

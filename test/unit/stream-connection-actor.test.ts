@@ -97,6 +97,23 @@ t.test('writing resumes once the socket drains', async (t) => {
   actor.close('restart')
 })
 
+t.test('a drain sends held-back states at once, and is ignored when nothing was held back', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 200, stallLimitMs: 10_000, now: Date.now })
+  actor.drained()
+  t.equal(sink.writes.length, 0, 'nothing held back, nothing written')
+  sink.buffered = 1024 * 1024
+  actor.offer(new StreamEvent(bucket(START, 1), 'change', Date.now()))
+  await sleep(20)
+  t.equal(sink.writes.length, 0)
+  actor.drained()
+  t.equal(sink.writes.length, 0, 'still above the high-water mark')
+  sink.buffered = 0
+  actor.drained()
+  t.equal(sink.writes.length, 1, 'written on the drain, not 200 ms later')
+  actor.close('restart')
+})
+
 t.test('flood guard: a burst is accepted, then drops with one warning a second, then disconnect', async (t) => {
   const guard = new FloodGuard(0, { burst: 5, perSecond: 1, maxDropped: 3 })
   const verdicts = Array.from({ length: 9 }, () => guard.check(0))

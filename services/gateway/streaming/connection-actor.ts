@@ -102,6 +102,18 @@ export class ConnectionActor {
     if (!this.#closed && this.#sink.bufferedAmount() <= this.#highWater) this.#sink.keepAlive()
   }
 
+  /**
+   * The transport reports its buffer drained (uWS `drain`). States held back by
+   * backpressure go out now instead of at the next debounce tick; the last real flush was
+   * at least a debounce ago, since the held-back flush was itself on schedule.
+   */
+  drained (): void {
+    if (this.#closed || this.#stalledSince === undefined || this.#sink.bufferedAmount() > this.#highWater) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#flush(false)
+  }
+
   /** Forgets pending states of series the client left. */
   forget (series: ReadonlySet<SeriesKey>): void {
     this.#mailbox.drop((event) => series.has(`${event.bucket.ticker}#${event.bucket.resolution}`))
