@@ -29,6 +29,9 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
     bodyLimit: 1_048_576,
     // Slow or idle clients may not hold a request open for long.
     requestTimeout: context.config.requestTimeoutMs,
+    // Node checks request timeouts only this often (default 30 s), so a slow client could
+    // hold a request for twice the timeout; check four times per timeout instead.
+    http: { connectionsCheckingInterval: Math.max(250, Math.floor(context.config.requestTimeoutMs / 4)) },
     connectionTimeout: 60_000,
     // Only proxies on this host or a private network may name the client (X-Forwarded-For):
     // a client reaching the gateway directly cannot pick its own rate-limit key.
