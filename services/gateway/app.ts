@@ -1,5 +1,6 @@
 import cors from '@fastify/cors'
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions, LogController } from 'fastify'
+import { errorBody } from '../../shared/errors.js'
 import type { GatewayContext } from './context.js'
 import dashboard from './plugins/dashboard.js'
 import docs from './plugins/docs.js'
@@ -36,7 +37,11 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
     // Only proxies on this host or a private network may name the client (X-Forwarded-For):
     // a client reaching the gateway directly cannot pick its own rate-limit key.
     trustProxy: ['loopback', 'linklocal', 'uniquelocal'],
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    // Errors raised before routing (a URL with bad percent-encoding) get the Pulse error body too.
+    frameworkErrors: (_err, _request, reply: FastifyReply) => {
+      reply.code(400).send(errorBody('PULSE_ERR_VALIDATION', 'The URL is not valid: bad percent-encoding'))
+    }
   })
   app.decorate('pulse', context)
   // Pulse speaks JSON and NDJSON only; anything else is a 415, not a string to misread.
