@@ -3,7 +3,9 @@
  * 100, 1,000 and 10,000 real WebSocket clients (in client processes) watching the same
  * series while items are ingested at a steady rate. Reports the latency from ingest
  * accepted (`accepted_at`) to client receipt, delivered events per second and the
- * gateway's RSS per connection. Run: `npx tsx bench/fanout.bench.ts [counts…]`.
+ * gateway's RSS per connection, for each gateway engine (`GATEWAY_ENGINE`): both engines
+ * run back to back at each client count, so their ratio is fair on a shared machine.
+ * Run: `npx tsx bench/fanout.bench.ts [counts…]`; `BENCH_ENGINES=uws` picks engines.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -20,7 +22,11 @@ const CLIENTS_PER_PROCESS = 2500
 const PHASE_TIMEOUT_MS = 180_000
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
+type Engine = 'fastify' | 'uws'
+const ENGINES: Engine[] = (process.env.BENCH_ENGINES ?? 'fastify,uws').split(',').map((e) => e.trim() as Engine)
+
 interface Row {
+  engine: Engine
   clients: number
   p50: number
   p99: number
@@ -30,8 +36,11 @@ interface Row {
   rssMb: number
 }
 
-async function rssKb (pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+/** The gateway's RSS after a full collection. */
+async function rssKb (gateway: ChildProcess): Promise<number> {
+  gateway.send({ op: 'gc' })
+  await next(gateway, 'gc')
+  const status = await readFile(`/proc/${gateway.pid as number}/status`, 'utf8')
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
 }
 
@@ -51,10 +60,10 @@ async function next<T> (child: ChildProcess, op: string): Promise<T> {
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-async function phase (clients: number): Promise<Row> {
+async function phase (engine: Engine, clients: number): Promise<Row> {
   const dataDir = await mkdtemp(join(tmpdir(), 'pulse-bench-'))
   const gateway = fork(here('./fanout-gateway.ts'), {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', '--expose-gc'],
     env: {
       ...process.env,
       PORT: '0',
@@ -62,6 +71,7 @@ async function phase (clients: number): Promise<Row> {
       DATA_DIR: dataDir,
       DEMO_FEED: '0',
       LOG_LEVEL: 'silent',
+      GATEWAY_ENGINE: engine,
       INGEST_API_KEY: KEY,
       MAX_CONNECTIONS: String(clients + 100),
       RATE_LIMIT_INGEST: '0',
@@ -72,7 +82,7 @@ async function phase (clients: number): Promise<Row> {
   try {
     const { url } = await next<{ url: string }>(gateway, 'url')
     await sleep(500)
-    const baseline = await rssKb(gateway.pid as number)
+    const baseline = await rssKb(gateway)
     for (let left = clients; left > 0; left -= CLIENTS_PER_PROCESS) {
       const worker = fork(here('./fanout-clients.ts'), { execArgv: ['--import', 'tsx'] })
       worker.send({ op: 'start', url, count: Math.min(left, CLIENTS_PER_PROCESS), query: '?tickers=AAPL&resolutions=1m' })
@@ -80,7 +90,7 @@ async function phase (clients: number): Promise<Row> {
     }
     await Promise.all(workers.map(async (worker) => await next(worker, 'ready')))
     await sleep(1000)
-    const connected = await rssKb(gateway.pid as number)
+    const connected = await rssKb(gateway)
     for (const worker of workers) worker.send({ op: 'record' })
 
     const began = Date.now()
@@ -93,7 +103,7 @@ async function phase (clients: number): Promise<Row> {
     }
     await sleep(1000)
     const seconds = (Date.now() - began) / 1000
-    const peak = await rssKb(gateway.pid as number)
+    const peak = await rssKb(gateway)
 
     const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
     let events = 0
@@ -107,6 +117,7 @@ async function phase (clients: number): Promise<Row> {
       merged.add(hdr.decodeFromCompressedBase64(result.histogram))
     }
     return {
+      engine,
       clients,
       p50: merged.getValueAtPercentile(50),
       p99: merged.getValueAtPercentile(99),
@@ -127,10 +138,19 @@ async function phase (clients: number): Promise<Row> {
 const counts = process.argv.slice(2).map(Number).filter((c) => c > 0)
 const rows: Row[] = []
 for (const clients of counts.length > 0 ? counts : [100, 1000, 10_000]) {
-  process.stderr.write(`fan-out to ${clients} clients…\n`)
-  rows.push(await phase(clients))
+  for (const engine of ENGINES) {
+    process.stderr.write(`fan-out to ${clients} clients, ${engine} engine…\n`)
+    rows.push(await phase(engine, clients))
+  }
 }
-console.log(`\nFan-out, engine fastify+ws, one series (AAPL#1m), ${BATCHES_PER_SECOND} batches/s for ${LOAD_SECONDS} s, DEBOUNCE_MS 100\n`)
-console.log('| clients | latency p50 (ms) | latency p99 (ms) | max (ms) | delivered events/s | gateway RSS/conn (KB) | gateway RSS (MB) |')
-console.log('|---:|---:|---:|---:|---:|---:|---:|')
-for (const r of rows) console.log(`| ${r.clients} | ${r.p50} | ${r.p99} | ${r.max} | ${r.eventsPerSecond} | ${r.rssPerConnKb} | ${r.rssMb} |`)
+console.log(`\nFan-out, one series (AAPL#1m), ${BATCHES_PER_SECOND} batches/s for ${LOAD_SECONDS} s, DEBOUNCE_MS 100; engine fastify = Fastify + ws, uws = uWebSockets.js\n`)
+console.log('| clients | engine | latency p50 (ms) | latency p99 (ms) | max (ms) | delivered events/s | gateway RSS/conn (KB) | gateway RSS (MB) |')
+console.log('|---:|---|---:|---:|---:|---:|---:|---:|')
+for (const r of rows) console.log(`| ${r.clients} | ${r.engine} | ${r.p50} | ${r.p99} | ${r.max} | ${r.eventsPerSecond} | ${r.rssPerConnKb} | ${r.rssMb} |`)
+const ratio = (a: number, b: number): string => b === 0 ? '-' : `${(a / b).toFixed(2)}×`
+for (const clients of new Set(rows.map((r) => r.clients))) {
+  const fastify = rows.find((r) => r.clients === clients && r.engine === 'fastify')
+  const uws = rows.find((r) => r.clients === clients && r.engine === 'uws')
+  if (fastify === undefined || uws === undefined) continue
+  console.log(`${clients} clients, uws / fastify: p50 ${ratio(uws.p50, fastify.p50)}, p99 ${ratio(uws.p99, fastify.p99)}, events/s ${ratio(uws.eventsPerSecond, fastify.eventsPerSecond)}, RSS/conn ${ratio(uws.rssPerConnKb, fastify.rssPerConnKb)}`)
+}

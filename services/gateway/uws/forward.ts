@@ -68,8 +68,9 @@ export function forwardTo (app: FastifyInstance): (res: HttpResponse, req: HttpR
       if (aborted) return
       res.cork(() => send(res, reply, request.method === 'HEAD', body !== undefined && !body.complete()))
     }, (err: unknown) => {
-      app.log.warn({ err }, 'forwarding to the Fastify app failed')
+      // A client that went away mid-body fails its injection too; that is not worth a warning.
       if (aborted) return
+      app.log.warn({ err }, 'forwarding to the Fastify app failed')
       res.cork(() => {
         res.writeStatus(statusLine(500)).writeHeader('content-type', 'application/json; charset=utf-8')
         res.end(JSON.stringify(errorBody('PULSE_ERR_INTERNAL')), true)
