@@ -33,6 +33,8 @@ t.test('a gateway SIGKILLed: its WebSocket and SSE clients resume on the other g
   let sseResumed: SseTestClient | undefined
   for (let i = 0; i < items.length; i += 200) {
     if (i === 3000) {
+      // Resume from a real point in the stream: both clients have had events.
+      await until(() => ws.state.lastId !== undefined && sse.state.lastId !== undefined, 15_000, 'first events before the kill')
       await victim.kill('SIGKILL')
       await until(() => ws.closeCode !== undefined, 5000, 'the WebSocket to notice')
       sse.close()
@@ -42,8 +44,8 @@ t.test('a gateway SIGKILLed: its WebSocket and SSE clients resume on the other g
       // The same clients reconnect elsewhere, keeping what they already hold.
       wsResumed = await WsTestClient.open(survivor.url)
       for (const [key, b] of ws.state.buckets) wsResumed.state.buckets.set(key, b)
-      await wsResumed.subscribe(TICKERS, RESOLUTIONS, wsSince)
-      const lastEventId = sseSince ?? '0'
+      await wsResumed.subscribe(TICKERS, RESOLUTIONS, wsSince as string)
+      const lastEventId = sseSince as string
       sseResumed = new SseTestClient(`${survivor.url}/api/v2/stream?${QUERY}`, {
         fetch: async (input, init) => await fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), 'last-event-id': lastEventId } })
       })
