@@ -35,3 +35,14 @@ export function bucketId (ref: BucketRef): string {
 export function dedupeKey (ticker: string, id: string): string {
   return `${ticker}#${id}`
 }
+
+/** Groups entries (items, buckets, refs) by ticker, keeping their order within each ticker. */
+export function groupByTicker<T extends { ticker: string }> (list: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const entry of list) {
+    const group = groups.get(entry.ticker)
+    if (group === undefined) groups.set(entry.ticker, [entry])
+    else group.push(entry)
+  }
+  return groups
+}

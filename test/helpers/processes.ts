@@ -1,29 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { TEST_INGEST_KEY } from './pulse.js'
+import { freePort } from './free-port.js'
+
+export { freePort }
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Anything that can run a function at the end of a test (a node-tap `t`). */
 export interface Teardown {
   teardown (fn: () => unknown): void
-}
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 async function exited (child: ChildProcess): Promise<void> {

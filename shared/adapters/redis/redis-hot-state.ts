@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
-import { type Bucket, type BucketRef, type Resolution, type ScoredItem, isResolution } from '../../timeseries/index.js'
+import { type Bucket, type BucketRef, groupByTicker, isResolution, type Resolution, type ScoredItem } from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
 import { closeConnection, execPipeline } from './connection.js'
 import { parseFoldReply, planFold, planSeed } from './fold-plan.js'
@@ -21,16 +21,6 @@ export interface RedisHotStateOptions {
    * flusher's buckets are soon written by another.
    */
   flushLeaseMs?: number
-}
-
-function byTicker<T extends { ticker: string }> (list: readonly T[]): Map<string, T[]> {
-  const groups = new Map<string, T[]>()
-  for (const entry of list) {
-    const group = groups.get(entry.ticker)
-    if (group === undefined) groups.set(entry.ticker, [entry])
-    else group.push(entry)
-  }
-  return groups
 }
 
 /** First copy of each id, as the idempotency rule wants. */
@@ -94,7 +84,7 @@ export class RedisHotState implements HotState {
     if (refs.length === 0) return
     const byKey = new Map(found.map((bucket) => [this.#keys.bucket(bucket), bucket]))
     const pipeline = this.#redis.pipeline()
-    for (const group of byTicker(refs).values()) {
+    for (const group of groupByTicker(refs).values()) {
       const call = planSeed(this.#keys, group, byKey, Date.now())
       pipeline.pulseSeed(call.keys.length, ...call.keys, ...call.args)
     }
@@ -159,7 +149,7 @@ export class RedisHotState implements HotState {
   async markClean (written: Bucket[]): Promise<void> {
     if (written.length === 0) return
     const pipeline = this.#redis.pipeline()
-    for (const [ticker, group] of byTicker(written)) {
+    for (const [ticker, group] of groupByTicker(written)) {
       const args = group.flatMap((bucket) => [dirtyMember(bucket), String(bucket.rev)])
       pipeline.pulseMarkClean(1 + group.length, this.#keys.dirty(ticker), ...group.map((b) => this.#keys.bucket(b)), ...args)
     }
@@ -169,7 +159,7 @@ export class RedisHotState implements HotState {
   async markDirty (refs: BucketRef[]): Promise<void> {
     if (refs.length === 0) return
     const pipeline = this.#redis.pipeline()
-    for (const [ticker, group] of byTicker(refs)) {
+    for (const [ticker, group] of groupByTicker(refs)) {
       pipeline.sadd(this.#keys.tickers(), ticker)
       pipeline.pulseMarkDirty(1 + group.length, this.#keys.dirty(ticker), ...group.map((r) => this.#keys.bucket(r)), ...group.map(dirtyMember))
     }

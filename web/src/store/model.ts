@@ -1,67 +1,15 @@
-/** The eight resolutions, in selector order (keys 1–8). */
-export const RESOLUTIONS = ['1m', '5m', '10m', '1h', '3h', '6h', '12h', '24h'] as const
+import type { LabelCounts, WireBucket } from '../../../shared/timeseries/bucket.js'
+import { DURATION_MS, type Resolution } from '../../../shared/timeseries/resolutions.js'
 
-export type Resolution = typeof RESOLUTIONS[number]
-
-const MINUTE = 60_000
-const HOUR = 60 * MINUTE
+/** The eight resolutions in selector order (keys 1–8), and their rules: the server's own. */
+export { isResolution, RESOLUTIONS, RETENTION_MS, type Resolution } from '../../../shared/timeseries/resolutions.js'
+export type { LabelCounts }
 
 /** Bucket length of each resolution, milliseconds. */
-export const RESOLUTION_MS: Readonly<Record<Resolution, number>> = {
-  '1m': MINUTE,
-  '5m': 5 * MINUTE,
-  '10m': 10 * MINUTE,
-  '1h': HOUR,
-  '3h': 3 * HOUR,
-  '6h': 6 * HOUR,
-  '12h': 12 * HOUR,
-  '24h': 24 * HOUR
-}
-
-/** How long the server keeps buckets of each resolution (SPEC §2), milliseconds. */
-export const RETENTION_MS: Readonly<Record<Resolution, number>> = {
-  '1m': 6 * HOUR,
-  '5m': 12 * HOUR,
-  '10m': 24 * HOUR,
-  '1h': 7 * 24 * HOUR,
-  '3h': 14 * 24 * HOUR,
-  '6h': 30 * 24 * HOUR,
-  '12h': 60 * 24 * HOUR,
-  '24h': 90 * 24 * HOUR
-}
-
-/** Narrows a string from storage or the wire to a resolution. */
-export function isResolution (value: unknown): value is Resolution {
-  return typeof value === 'string' && (RESOLUTIONS as readonly string[]).includes(value)
-}
-
-export interface LabelCounts {
-  positive: number
-  neutral: number
-  negative: number
-}
+export const RESOLUTION_MS = DURATION_MS
 
 /** A bucket as the server sends it (SPEC §2). */
-export interface Bucket {
-  ticker: string
-  resolution: Resolution
-  /** Bucket start, ISO 8601 UTC. */
-  timestamp: string
-  open: number
-  high: number
-  low: number
-  close: number
-  count: number
-  sum: number
-  avg: number
-  label_counts: LabelCounts
-  sources: string[]
-  last_updated: string
-  is_partial: boolean
-  rev: number
-  progress_pct?: number
-  next_update_at?: string
-}
+export type Bucket = WireBucket
 
 /** `GET /api/v2/timeseries/{ticker}` and the WebSocket `snapshot` reply. */
 export interface TimeseriesResponse {
