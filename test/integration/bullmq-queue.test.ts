@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { IngestBatch } from '../../shared/ports/index.js'
-import { BullmqIngestQueue } from '../../shared/adapters/redis/bullmq-queue.js'
+import { BullmqIngestQueue, cappedBackoff } from '../../shared/adapters/redis/bullmq-queue.js'
 import { scheduleRepeatable } from '../../shared/adapters/redis/repeatable-job.js'
 import type { ScoredItem } from '../../shared/timeseries/index.js'
 import { type Teardown, startRedisServer } from '../helpers/redis-server.js'
@@ -54,6 +54,10 @@ t.test('a failing handler is retried with backoff', async (t) => {
   await until(() => calls === 3)
   await until(async () => (await queue.counts()).waiting === 0 && (await queue.counts()).active === 0)
   t.equal((await queue.counts()).failed, 0)
+})
+
+t.test('retries back off exponentially, capped at 30 s', async (t) => {
+  t.same([1, 2, 3, 4, 7, 30].map((n) => cappedBackoff(n, 500)), [500, 1000, 2000, 4000, 30_000, 30_000])
 })
 
 t.test('a batch failing every attempt lands in the failed set', async (t) => {

@@ -13,9 +13,12 @@ export interface BullmqQueueOptions {
   env: string
   /** Batches a worker folds at once (default 4). */
   concurrency?: number
-  /** Tries per batch before it lands in the failed set (default 8). */
+  /**
+   * Tries per batch before it lands in the failed set (default 30: with the capped backoff,
+   * about 13 minutes, so a DynamoDB or Redis outage of several minutes loses no batch).
+   */
   attempts?: number
-  /** First retry delay; doubles on each further attempt (default 500 ms). */
+  /** First retry delay; doubles on each further attempt up to {@link MAX_BACKOFF_MS} (default 500 ms). */
   backoffMs?: number
   /**
    * How long a worker's claim on a batch lasts unless renewed (default 30 s). A worker that
@@ -24,6 +27,14 @@ export interface BullmqQueueOptions {
   lockDurationMs?: number
   /** Worker errors and batches that failed an attempt. */
   onError?: (error: unknown, jobId?: string) => void
+}
+
+/** Longest pause between two tries of a batch. */
+export const MAX_BACKOFF_MS = 30_000
+
+/** Exponential backoff from `delay`, capped, so a long outage is retried steadily, not hourly. */
+export function cappedBackoff (attemptsMade: number, delay: number): number {
+  return Math.min(MAX_BACKOFF_MS, delay * 2 ** Math.max(0, attemptsMade - 1))
 }
 
 interface JobData {
@@ -51,8 +62,8 @@ export class BullmqIngestQueue implements IngestQueue {
       connection: redisOptionsFromUrl(options.url),
       prefix: BULLMQ_PREFIX,
       defaultJobOptions: {
-        attempts: options.attempts ?? 8,
-        backoff: { type: 'exponential', delay: options.backoffMs ?? 500 },
+        attempts: options.attempts ?? 30,
+        backoff: { type: 'capped', delay: options.backoffMs ?? 500 },
         removeOnComplete: true,
         removeOnFail: false
       }
@@ -79,7 +90,8 @@ export class BullmqIngestQueue implements IngestQueue {
       concurrency: this.#options.concurrency ?? 4,
       lockDuration: this.#options.lockDurationMs ?? 30_000,
       // Stalled batches are looked for as often as a lock can expire.
-      stalledInterval: this.#options.lockDurationMs ?? 30_000
+      stalledInterval: this.#options.lockDurationMs ?? 30_000,
+      settings: { backoffStrategy: (attemptsMade) => cappedBackoff(attemptsMade, this.#options.backoffMs ?? 500) }
     })
     worker.on('error', (error) => this.#onError(error))
     worker.on('failed', (job, error) => this.#onError(error, job?.id))
