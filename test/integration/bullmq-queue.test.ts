@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { IngestBatch } from '../../shared/ports/index.js'
 import { BullmqIngestQueue, cappedBackoff } from '../../shared/adapters/redis/bullmq-queue.js'
+import { main as failedBatches } from '../../scripts/queue-failed.js'
 import { scheduleRepeatable } from '../../shared/adapters/redis/repeatable-job.js'
 import type { ScoredItem } from '../../shared/timeseries/index.js'
 import { type Teardown, startRedisServer } from '../helpers/redis-server.js'
@@ -73,6 +74,28 @@ t.test('a batch failing every attempt lands in the failed set', async (t) => {
   const failed = await queue.queue.getFailed()
   t.same(failed.map((job) => job.id), [id])
   t.equal(failed[0]?.failedReason, 'always')
+})
+
+t.test('operators list failed batches and put them back on the queue', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const queue = new BullmqIngestQueue({ url: server.url, env, attempts: 1 })
+  t.teardown(async () => await queue.close())
+  let fail = true
+  const done: string[] = []
+  await queue.consume(async (batch) => {
+    if (fail) throw new Error('archive down')
+    done.push(batch.id)
+  })
+  const id = await queue.enqueue(items(2), 1)
+  await until(async () => (await queue.counts()).failed === 1)
+  const listed = await failedBatches([], { REDIS_URL: server.url, PULSE_ENV: env })
+  t.same(listed.failed.map((f) => [f.id, f.items, f.reason]), [[id, 2, 'archive down']])
+  t.equal(listed.retried, 0)
+  fail = false
+  const retried = await failedBatches(['--retry'], { REDIS_URL: server.url, PULSE_ENV: env })
+  t.equal(retried.retried, 1)
+  await until(() => done.includes(id))
+  t.equal((await queue.counts()).failed, 0, 'the retried batch was folded')
 })
 
 t.test('close lets the batch in hand finish', async (t) => {
