@@ -51,7 +51,7 @@ async function post (gateway: ManagedProcess, items: ScoredItem[]): Promise<void
 t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items exactly — also across a worker SIGKILL', async (t) => {
   const redis = await startRedisServer(t)
   const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `c${randomBytes(3).toString('hex')}`, TICKERS: TICKERS.join(','), FLUSH_INTERVAL_MS: '500' }
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `c${randomBytes(3).toString('hex')}`, TICKERS: TICKERS.join(','), FLUSH_INTERVAL_MS: '500', QUEUE_LOCK_MS: '5000' }
   const [gatewayA, gatewayB, workerA, workerB] = await Promise.all([
     startPulseProcess(t, { role: 'gateway', env }),
     startPulseProcess(t, { role: 'gateway', env }),
