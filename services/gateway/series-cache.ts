@@ -1,3 +1,4 @@
+import { PulseError } from '../../shared/errors.js'
 import type { Archive, BucketEvent, BucketListener, Bus, HotState, Unsubscribe } from '../../shared/ports/index.js'
 import {
   type Bucket, type Resolution, type SeriesKey,
@@ -175,13 +176,23 @@ export class SeriesCache {
       const { ticker, resolution } = entry
       const from = bucketStart(now - RETENTION_MS[resolution], resolution) - DURATION_MS[resolution]
       const to = bucketStart(now + MAX_FUTURE_MS, resolution) + DURATION_MS[resolution]
-      const [archived, hot] = await Promise.all([
+      const [archived, hot] = await Promise.allSettled([
         this.#options.archive.range(ticker, resolution, from, to, now),
         this.#options.hot.range(ticker, resolution, from, to)
       ])
-      for (const bucket of archived) this.#merge(entry, bucket)
-      for (const bucket of hot) this.#merge(entry, bucket)
-      entry.refreshedAt = now
+      if (archived.status === 'rejected' && hot.status === 'rejected') {
+        this.#options.onError?.(archived.reason, seriesKey(ticker, resolution))
+        throw new PulseError('PULSE_ERR_UNAVAILABLE', 'History is unavailable: neither the hot state nor the archive answered; retry later')
+      }
+      if (archived.status === 'fulfilled') for (const bucket of archived.value) this.#merge(entry, bucket)
+      if (hot.status === 'fulfilled') for (const bucket of hot.value) this.#merge(entry, bucket)
+      if (archived.status === 'fulfilled' && hot.status === 'fulfilled') {
+        entry.refreshedAt = now
+      } else {
+        // One tier is down: serve what the other holds (recent data lives in the hot
+        // state), and leave the series unloaded so the next read tries both again.
+        this.#options.onError?.(archived.status === 'rejected' ? archived.reason : (hot as PromiseRejectedResult).reason, seriesKey(ticker, resolution))
+      }
     })()
     try {
       await entry.refreshing
