@@ -1,20 +1,8 @@
 import WebSocket from 'ws'
+import type { WireBucket } from '../../shared/timeseries/index.js'
 
 /** A bucket as received over the stream. */
-export interface StreamedBucket {
-  ticker: string
-  resolution: string
-  timestamp: string
-  open: number
-  high: number
-  low: number
-  close: number
-  count: number
-  sum: number
-  label_counts: { positive: number, neutral: number, negative: number }
-  sources: string[]
-  rev: number
-}
+export type StreamedBucket = WireBucket
 
 /**
  * A real WebSocket client that subscribes and keeps the newest state (highest rev) of

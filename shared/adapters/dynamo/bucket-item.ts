@@ -1,5 +1,5 @@
 import {
-  type Bucket, type LabelCounts, type OrderKey,
+  type Bucket, type OrderKey, type WireBucket,
   isPartial, parseSeriesKey, seriesKey, toIsoSecond, ttlSeconds
 } from '../../timeseries/index.js'
 
@@ -8,27 +8,12 @@ import {
  * named as in the JSON bucket; `start`, `last_updated_ms`, `first`, `last` and `seq` are
  * what the merge law needs to keep folding into a bucket reloaded from the table.
  */
-export interface BucketItem {
+export interface BucketItem extends Omit<WireBucket, 'resolution' | 'progress_pct' | 'next_update_at'> {
   /** `TICKER#resolution`. */
   PK: string
   /** Bucket start, ISO 8601 UTC to the second. */
   SK: string
-  ticker: string
   resolution: string
-  timestamp: string
-  open: number
-  high: number
-  low: number
-  close: number
-  count: number
-  sum: number
-  avg: number
-  label_counts: LabelCounts
-  sources: string[]
-  /** ISO to the second, as clients see it. */
-  last_updated: string
-  is_partial: boolean
-  rev: number
   /** Epoch seconds = bucket end + retention (the table's TTL attribute). */
   ttl: number
   /** Bucket start, epoch ms. */
