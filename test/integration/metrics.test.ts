@@ -143,7 +143,8 @@ t.test('cluster: gateway and worker both expose metrics; Redis reconnects are co
   const fromGateway = await scrape(gateway.url)
   const fromWorker = await eventually(async () => {
     const s = await scrape(worker.url)
-    return (metricValue(s.samples, 'pulse_folded_items_total') ?? 0) >= 20 && metricValue(s.samples, 'pulse_write_behind_backlog') === 0 ? s : undefined
+    // The backlog gauge reads 0 before the first flush too: wait for writes as well.
+    return (metricValue(s.samples, 'pulse_folded_items_total') ?? 0) >= 20 && (metricValue(s.samples, 'pulse_dynamodb_items_written_total') ?? 0) > 0 && metricValue(s.samples, 'pulse_write_behind_backlog') === 0 ? s : undefined
   }, 20_000, 'worker folds and flushes')
   // A cluster splits the metrics by role; together they cover the list.
   checkRun(t, fromGateway.text + fromWorker.text, [...fromGateway.samples, ...fromWorker.samples])
