@@ -86,7 +86,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   const metrics = new PulseMetrics({ role: config.role, mode: adapters.mode })
   observeAdapters(metrics, adapters)
   const drain: DrainState = { draining: false }
-  const drainMs = options.drainMs ?? (adapters.mode === 'cluster' && config.role !== 'worker' ? CLUSTER_DRAIN_MS : 0)
+  const drainMs = options.drainMs ?? config.drainMs ?? (adapters.mode === 'cluster' && config.role !== 'worker' ? CLUSTER_DRAIN_MS : 0)
   const readiness = readinessCheck(adapters, drain)
 
   let ingestKeys = config.ingestApiKeys

@@ -16,6 +16,8 @@ t.test('defaults: embedded mode with the demo feed, 13 tickers', async (t) => {
   t.equal(loadConfig({ DEMO_FEED: '0' }).demoFeed, false)
   t.same(loadConfig({ INGEST_API_KEY: 'first-key-0123456789, second-key-0123456789' }).ingestApiKeys, ['first-key-0123456789', 'second-key-0123456789'])
   t.same(loadConfig({ TICKERS: 'AAPL BRK.B,AAPL' }).tickers, ['AAPL', 'BRK.B'])
+  t.equal(config.drainMs, undefined, 'drain defaults by mode at start')
+  t.equal(loadConfig({ DRAIN_MS: '2000' }).drainMs, 2000)
 })
 
 t.test('a bad value names its variable', async (t) => {
@@ -31,7 +33,8 @@ t.test('a bad value names its variable', async (t) => {
     [{ DEDUPE_WINDOW: 'forever' }, 'DEDUPE_WINDOW'],
     [{ DEMO_FEED: 'yes' }, 'DEMO_FEED'],
     [{ PULSE_ENV: 'Prod#1' }, 'PULSE_ENV'],
-    [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS']
+    [{ MAX_CONNECTIONS: '-1' }, 'MAX_CONNECTIONS'],
+    [{ DRAIN_MS: 'soon' }, 'DRAIN_MS']
   ]
   for (const [env, variable] of cases) {
     let caught: unknown
