@@ -77,7 +77,9 @@ for (const engine of ENGINES) {
       const { stdout } = await run('curl', ['-N', '-s', '--max-time', '1.5', url]).catch((err: { stdout: string }) => err)
       t.match(stdout, /^retry: 1000\n/, 'retry first')
       const events = stdout.split('\n\n').filter((block) => block.includes('event: '))
-      t.equal(events.length, 2, 'both buckets replayed')
+      // A minute boundary inside the curl window adds the finalizer's event for the bucket that ended.
+      const buckets = new Set(events.map((block) => (JSON.parse(block.slice(block.indexOf('data: ') + 6)) as { bucket: { timestamp: string } }).bucket.timestamp))
+      t.equal(buckets.size, 2, 'both buckets replayed')
       for (const block of events) t.match(block, /^id: \d+\nevent: (partial_bucket|bucket_update)\ndata: \{.*\}$/)
       t.ok(events.some((b) => b.includes('event: bucket_update')) && events.some((b) => b.includes('event: partial_bucket')))
     })
