@@ -26,6 +26,8 @@ export interface TestPulse {
  * fresh data directory, torn down with the test. `env` overrides the environment.
  */
 export async function startTestPulse (t: Teardown, env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestPulse> {
+  // Tests post items "now" and read the current bucket: start clear of a minute boundary.
+  await clearOfMinuteBoundary(5000)
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'pulse-test-'))
   const config = loadConfig({
     PORT: '0',
@@ -73,4 +75,13 @@ export async function eventually<T> (check: () => Promise<T | undefined> | T | u
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
+}
+
+/**
+ * Waits, if need be, until the current minute has at least `marginMs` left, so a test that
+ * posts an item "now" and then reads the current 1m bucket does not straddle a boundary.
+ */
+export async function clearOfMinuteBoundary (marginMs = 10_000): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000)
+  if (left < marginMs) await new Promise((resolve) => setTimeout(resolve, left + 50))
 }

@@ -1,10 +1,11 @@
 import t from 'tap'
-import { eventually, startTestPulse } from '../helpers/pulse.js'
+import { clearOfMinuteBoundary, eventually, startTestPulse } from '../helpers/pulse.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 const MINUTE = 60_000
 
 t.test('history: complete buckets ascending, the partial one apart, honest cache flags', async (t) => {
+  await clearOfMinuteBoundary()
   const p = await startTestPulse(t)
   const now = Date.now()
   const current = now - (now % MINUTE)
@@ -81,6 +82,7 @@ t.test('history: bad queries get 4xx with codes', async (t) => {
 })
 
 t.test('tickers, health, readiness and docs', async (t) => {
+  await clearOfMinuteBoundary()
   const p = await startTestPulse(t)
   await p.post([{ id: 't1', ticker: 'JPM', timestamp: iso(Date.now()), score: 0.3, source: 'tiingo' }])
   const tickers = await eventually(async () => {

@@ -1,9 +1,10 @@
 import t from 'tap'
-import { eventually, startTestPulse, TEST_INGEST_KEY } from '../helpers/pulse.js'
+import { clearOfMinuteBoundary, eventually, startTestPulse, TEST_INGEST_KEY } from '../helpers/pulse.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
 t.test('ingest: accepted batches are folded into all eight resolutions', async (t) => {
+  await clearOfMinuteBoundary()
   const p = await startTestPulse(t)
   const now = Date.now()
   const res = await p.post([
