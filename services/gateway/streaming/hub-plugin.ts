@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { ChannelHub } from './channel-hub.js'
 import type { Transport } from '../../metrics.js'
-import type { ConnectionOptions } from './connection-actor.js'
+import { ConnectionActor } from './connection-actor.js'
+import type { Sink } from './sink.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,10 +20,27 @@ export function stallLimitMs (heartbeatMs: number): number {
   return Math.max(1000, 2 * heartbeatMs)
 }
 
-/** Connection actor settings from the gateway configuration. */
-export function connectionOptions (app: FastifyInstance, transport: Transport): Omit<ConnectionOptions, 'onClose'> {
+/**
+ * Opens a client connection on either engine: a connection actor on `sink` with the
+ * gateway's settings, registered with the hub, and unregistered when it closes (then
+ * `onClose` runs, e.g. to free its connection slot).
+ */
+export function openConnection (app: FastifyInstance, sink: Sink, transport: Transport, onClose: (actor: ConnectionActor) => void): ConnectionActor {
   const { config, now, metrics } = app.pulse
-  return { debounceMs: config.debounceMs, stallLimitMs: stallLimitMs(config.heartbeatMs), now, transport, observer: metrics?.connectionObserver(transport) }
+  const hub = app.streaming
+  const actor = new ConnectionActor(sink, {
+    debounceMs: config.debounceMs,
+    stallLimitMs: stallLimitMs(config.heartbeatMs),
+    now,
+    transport,
+    observer: metrics?.connectionObserver(transport),
+    onClose: (closed) => {
+      hub.remove(closed)
+      onClose(closed)
+    }
+  })
+  hub.add(actor)
+  return actor
 }
 
 async function hubPlugin (app: FastifyInstance): Promise<void> {

@@ -4,9 +4,8 @@ import fp from 'fastify-plugin'
 import { PulseError } from '../../../shared/errors.js'
 import { SecretSet } from '../plugins/auth.js'
 import { admitStream, releaseOf } from './admission.js'
-import { ConnectionActor } from './connection-actor.js'
 import { parseEventId } from './event-id.js'
-import hubPlugin, { connectionOptions } from './hub-plugin.js'
+import hubPlugin, { openConnection } from './hub-plugin.js'
 import { MAX_SUBSCRIPTIONS } from './limits.js'
 import { nodeSseWriter, SSE_HEADERS, SSE_PREAMBLE, sseSink } from './sse-sink.js'
 import { listParam, replaySince, selectSeries } from './subscriptions.js'
@@ -63,16 +62,11 @@ async function ssePlugin (app: FastifyInstance): Promise<void> {
     request.raw.socket.setTimeout(0)
     res.writeHead(200, SSE_HEADERS)
     res.write(SSE_PREAMBLE)
-    const actor = new ConnectionActor(sseSink(nodeSseWriter(res)), {
-      ...connectionOptions(app, 'sse'),
-      onClose: (closed) => {
-        hub.remove(closed)
-        release()
-        log.debug({ sent: closed.sent }, 'event stream closed')
-      }
+    const actor = openConnection(app, sseSink(nodeSseWriter(res)), 'sse', (closed) => {
+      release()
+      log.debug({ sent: closed.sent }, 'event stream closed')
     })
     log.debug('event stream opened')
-    hub.add(actor)
     res.on('close', () => actor.onSocketClosed())
     await Promise.all(series.map(async (key) => await hub.join(actor, key)))
     if (since !== undefined) {

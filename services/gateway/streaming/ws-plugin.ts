@@ -5,8 +5,7 @@ import fp from 'fastify-plugin'
 import type { RawData, WebSocket } from 'ws'
 import { SecretSet } from '../plugins/auth.js'
 import { admitStream, releaseOf } from './admission.js'
-import { ConnectionActor } from './connection-actor.js'
-import hubPlugin, { connectionOptions } from './hub-plugin.js'
+import hubPlugin, { openConnection } from './hub-plugin.js'
 import { MAX_MESSAGE_BYTES } from './limits.js'
 import { listParam } from './subscriptions.js'
 import { WsSession } from './ws-session.js'
@@ -58,16 +57,11 @@ async function wsPlugin (app: FastifyInstance): Promise<void> {
   }, (socket: WebSocket, request) => {
     const release = releaseOf(request)
     const log = request.log.child({ conn: request.id })
-    const actor = new ConnectionActor(wsSink(socket, request.query.batch === '1'), {
-      ...connectionOptions(app, 'ws'),
-      onClose: (closed) => {
-        hub.remove(closed)
-        release()
-        log.debug({ sent: closed.sent }, 'websocket closed')
-      }
+    const actor = openConnection(app, wsSink(socket, request.query.batch === '1'), 'ws', (closed) => {
+      release()
+      log.debug({ sent: closed.sent }, 'websocket closed')
     })
     log.debug('websocket opened')
-    hub.add(actor)
     const session = new WsSession(actor, hub, app.pulse, known)
     socket.on('message', (data, isBinary) => session.handle(isBinary ? '' : text(data)))
     socket.on('close', () => actor.onSocketClosed())

@@ -1,7 +1,6 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
-import { ConnectionActor } from '../streaming/connection-actor.js'
 import { parseEventId } from '../streaming/event-id.js'
-import { connectionOptions } from '../streaming/hub-plugin.js'
+import { openConnection } from '../streaming/hub-plugin.js'
 import { MAX_SUBSCRIPTIONS } from '../streaming/limits.js'
 import { SSE_HEADERS, SSE_PREAMBLE, sseSink } from '../streaming/sse-sink.js'
 import { listParam, replaySince, selectSeries } from '../streaming/subscriptions.js'
@@ -33,18 +32,11 @@ export function sseRoute (context: EdgeContext): (res: HttpResponse, req: HttpRe
     res.writeStatus(statusLine(200))
     for (const [name, value] of Object.entries(SSE_HEADERS)) res.writeHeader(name, value)
     res.write(SSE_PREAMBLE)
-    const actor = new ConnectionActor(sseSink(writer), {
-      ...connectionOptions(app, 'sse'),
-      onClose: (closed) => {
-        hub.remove(closed)
-        admitted.release()
-      }
-    })
+    const actor = openConnection(app, sseSink(writer), 'sse', () => admitted.release())
     res.onAborted(() => {
       open = false
       actor.onSocketClosed()
     })
-    hub.add(actor)
     const since = parseEventId(request.headers['last-event-id'] ?? request.query.get('lastEventId') ?? undefined)
     const start = async (): Promise<void> => {
       await Promise.all(series.map(async (key) => await hub.join(actor, key)))

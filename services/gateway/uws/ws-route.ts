@@ -1,6 +1,6 @@
 import uWS, { type WebSocket, type WebSocketBehavior } from 'uWebSockets.js'
-import { ConnectionActor } from '../streaming/connection-actor.js'
-import { connectionOptions } from '../streaming/hub-plugin.js'
+import type { ConnectionActor } from '../streaming/connection-actor.js'
+import { openConnection } from '../streaming/hub-plugin.js'
 import { CloseCode, MAX_MESSAGE_BYTES } from '../streaming/limits.js'
 import { listParam } from '../streaming/subscriptions.js'
 import { WsSession } from '../streaming/ws-session.js'
@@ -68,14 +68,7 @@ export function wsBehavior (context: EdgeContext): WebSocketBehavior<Connection>
   function open (socket: WebSocket<Connection>): void {
     const connection = socket.getUserData()
     const { query } = connection.request
-    const actor = new ConnectionActor(uwsWsSink(socket, query.get('batch') === '1'), {
-      ...connectionOptions(app, 'ws'),
-      onClose: (closed) => {
-        hub.remove(closed)
-        connection.release()
-      }
-    })
-    hub.add(actor)
+    const actor = openConnection(app, uwsWsSink(socket, query.get('batch') === '1'), 'ws', () => connection.release())
     const session = new WsSession(actor, hub, app.pulse, known)
     connection.actor = actor
     connection.session = session

@@ -1,6 +1,6 @@
 import {
   type Bucket, type OrderKey, type WireBucket,
-  isPartial, parseSeriesKey, seriesKey, toIsoSecond, ttlSeconds
+  parseSeriesKey, seriesKey, toIsoSecond, toWireBucket, ttlSeconds
 } from '../../timeseries/index.js'
 
 /**
@@ -32,23 +32,11 @@ export function bucketKey (ref: { ticker: string, resolution: Bucket['resolution
 
 /** Marshals a bucket; `is_partial` is as of `now`, the time of the write. */
 export function bucketToItem (bucket: Bucket, now: number): BucketItem {
+  // The stored attributes are the wire bucket's; progress fields are for live views only.
+  const { progress_pct: _progress, next_update_at: _next, ...wire } = toWireBucket(bucket, now)
   const item: BucketItem = {
     ...bucketKey(bucket),
-    ticker: bucket.ticker,
-    resolution: bucket.resolution,
-    timestamp: toIsoSecond(bucket.start),
-    open: bucket.open,
-    high: bucket.high,
-    low: bucket.low,
-    close: bucket.close,
-    count: bucket.count,
-    sum: bucket.sum,
-    avg: bucket.sum / bucket.count,
-    label_counts: { ...bucket.label_counts },
-    sources: bucket.sources.slice(),
-    last_updated: toIsoSecond(bucket.last_updated),
-    is_partial: isPartial(bucket, now),
-    rev: bucket.rev,
+    ...wire,
     ttl: ttlSeconds(bucket.start, bucket.resolution),
     start: bucket.start,
     last_updated_ms: bucket.last_updated,
