@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
 import { ConfigError, loadConfig } from '../shared/config/config.js'
+import { faultsArmed } from '../shared/fault-points.js'
 import { SHUTDOWN_BUDGET_MS, startPulse } from './runtime.js'
 
 let config
@@ -15,6 +16,7 @@ try {
 }
 
 const log = pino({ level: config.logLevel }).child({ role: config.role })
+if (faultsArmed().length > 0) log.warn({ points: faultsArmed() }, 'fault injection armed (PULSE_FAULTS): for tests only')
 const pulse = await startPulse(config, { logger: log })
 
 // SIGTERM or SIGINT: drain, finish the batch in hand, flush, close; past the budget the process exits anyway.

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { parseFaults } from '../fault-points.js'
 import { TICKER_PATTERN } from '../timeseries/index.js'
 
 export const DEFAULT_TICKERS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'JPM', 'V', 'JNJ', 'WMT', 'XOM', 'UNH']
@@ -34,7 +35,8 @@ export const EnvSchema = Type.Object({
   DRAIN_MS: Type.Optional(Count),
   DEMO_FEED: Type.Optional(Flag),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
-  GATEWAY_ENGINE: Type.Optional(Type.Union([Type.Literal('fastify'), Type.Literal('uws')]))
+  GATEWAY_ENGINE: Type.Optional(Type.Union([Type.Literal('fastify'), Type.Literal('uws')])),
+  PULSE_FAULTS: Type.Optional(Type.String())
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -131,6 +133,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
   const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)
   if (requestTimeoutMs < 1000) throw new ConfigError('REQUEST_TIMEOUT_MS', 'must be at least 1000')
+  if (e.PULSE_FAULTS !== undefined) {
+    if (source.NODE_ENV === 'production') throw new ConfigError('PULSE_FAULTS', 'fault injection is for tests and is refused when NODE_ENV=production')
+    try {
+      parseFaults(e.PULSE_FAULTS)
+    } catch (err) {
+      throw new ConfigError('PULSE_FAULTS', (err as Error).message.replace(/^PULSE_FAULTS: /, ''))
+    }
+  }
   return {
     port,
     host: e.HOST ?? '0.0.0.0',
