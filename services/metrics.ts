@@ -21,6 +21,8 @@ export interface MetricSources {
   streams?: () => Partial<Record<Transport, { connections: number, subscriptions: number }>>
   /** `DynamoArchive.stats`. */
   archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number }
+  /** Pings the archive (DynamoDB); its outage degrades a process without making it unready. */
+  archivePing?: () => Promise<void>
   /** `WriteBehind.stats`. */
   writeBehind?: () => { bucketsWritten: number, flushes: number, failedRounds: number, backlog: number }
 }
@@ -30,6 +32,8 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]
 const FOLD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 /** A scrape must not hang on a stalled queue backend: the last counts stay until it answers. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000
+/** Likewise for the archive ping behind `pulse_archive_up`. */
+const ARCHIVE_PING_TIMEOUT_MS = 1000
 
 async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -123,6 +127,15 @@ export class PulseMetrics {
       registers,
       collect () { if (sources.cache !== undefined) mirror(this, sources.cache.misses, { tier: 'l1' }) }
     })
+    this.#scraped.push(new Gauge({
+      name: 'pulse_archive_up',
+      help: 'Whether the archive (DynamoDB) answered a ping on this scrape: 1 up, 0 degraded (readiness does not depend on it)',
+      registers,
+      async collect () {
+        if (sources.archivePing === undefined) return
+        this.set(await within(sources.archivePing(), ARCHIVE_PING_TIMEOUT_MS).then(() => 1, () => 0))
+      }
+    }))
     this.#mirrored('pulse_cache_loads_total', 'Series windows the L1 cache loaded from the hot state and the archive (concurrent misses load once)', () => sources.cache?.loads)
     this.#mirrored('pulse_dynamodb_items_written_total', 'Bucket items written to DynamoDB', () => sources.archive?.().writes)
     this.#mirrored('pulse_dynamodb_write_calls_total', 'BatchWriteItem calls', () => sources.archive?.().writeCalls)

@@ -62,7 +62,7 @@ function reportsReconnects (adapter: unknown): adapter is ReconnectSource {
 /** Metrics read from the adapters on scrape, and Redis reconnections counted as they happen. */
 function observeAdapters (metrics: PulseMetrics, adapters: PulseAdapters): void {
   const { queue, hot, bus, archive } = adapters
-  metrics.attach({ queue })
+  metrics.attach({ queue, archivePing: async () => await archive.ping() })
   if (archive instanceof DynamoArchive) metrics.attach({ archive: () => archive.stats })
   for (const [name, adapter] of [['hot', hot], ['bus', bus]] as const) {
     if (!reportsReconnects(adapter)) continue
