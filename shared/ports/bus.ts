@@ -12,8 +12,9 @@ export interface BucketEvent {
 }
 
 /**
- * Hears the messages of one series. What arrives was published by another process: a
- * receiver that serves it to clients validates it first (the gateway's series cache does).
+ * Hears the messages of one series. What arrives was published by another process and is
+ * typed as it should be, not as it is: a receiver that serves it to clients validates it
+ * first (the gateway's series cache does). A message that is not even JSON arrives as its text.
  */
 export type BucketListener = (event: BucketEvent) => void
 export type Unsubscribe = () => Promise<void>
