@@ -366,9 +366,15 @@ export class SeriesCache {
     this.#resize(entry)
   }
 
-  /** Tells the budget the entry's weight changed (which may evict the least recently used windows). */
+  /**
+   * Tells the budget the entry's weight changed (which may evict the least recently used
+   * windows). lru-cache weighs an entry when it is set with a new value only, hence the
+   * delete first (a `delete` disposal leaves the entry's buckets alone).
+   */
   #resize (entry: Entry): void {
-    if (this.#series.get(entry.key) === entry) this.#windows.set(entry.key, entry)
+    if (this.#series.get(entry.key) !== entry) return
+    this.#windows.delete(entry.key)
+    this.#windows.set(entry.key, entry)
   }
 
   /** Drops buckets past their retention; true when any went. */
