@@ -41,11 +41,13 @@ t.test('malformed bus messages are dropped and counted; the gateway process stay
   if (real === undefined) throw new Error('bucket not folded')
   const { sources: _sources, ...withoutSources } = real
   const { label_counts: _labels, ...withoutLabels } = real
+  // Clients keep the newest state of a bucket, so the highest rev is the one a gateway
+  // would try to render: the bucket without `sources`.
   const bad: unknown[] = [
-    { kind: 'change', bucket: { ...withoutSources, rev: real.rev + 100 } },
-    { kind: 'change', bucket: { ...withoutLabels, rev: real.rev + 101 } },
-    { kind: 'change', bucket: { ...real, count: 'many', rev: real.rev + 102 } },
-    { kind: 'change', bucket: { ...real, ticker: 'MSFT', rev: real.rev + 103 } },
+    { kind: 'change', bucket: { ...real, count: 'many', rev: real.rev + 100 } },
+    { kind: 'change', bucket: { ...real, ticker: 'MSFT', rev: real.rev + 101 } },
+    { kind: 'change', bucket: { ...withoutLabels, rev: real.rev + 102 } },
+    { kind: 'change', bucket: { ...withoutSources, rev: real.rev + 103 } },
     { kind: 'final' },
     'not json {'
   ]
