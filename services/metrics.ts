@@ -16,11 +16,13 @@ export interface ConnectionObserver {
 export interface MetricSources {
   queue?: { counts: () => Promise<QueueCounts> }
   /** `SeriesCache` counters. */
-  cache?: { hits: number, misses: number, loads: number }
+  cache?: { hits: number, misses: number, loads: number, resyncs: number, resynced: number, bucketCount: number, subscriptions: number }
   /** Connections and subscriptions per transport (`ChannelHub.stats().transports`). */
   streams?: () => Partial<Record<Transport, { connections: number, subscriptions: number }>>
   /** `DynamoArchive.stats`. */
   archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number }
+  /** Pings the archive (DynamoDB); its outage degrades a process without making it unready. */
+  archivePing?: () => Promise<void>
   /** `WriteBehind.stats`. */
   writeBehind?: () => { bucketsWritten: number, flushes: number, failedRounds: number, backlog: number }
 }
@@ -30,6 +32,8 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]
 const FOLD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 /** A scrape must not hang on a stalled queue backend: the last counts stay until it answers. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000
+/** Likewise for the archive ping behind `pulse_archive_up`. */
+const ARCHIVE_PING_TIMEOUT_MS = 1000
 
 async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -70,6 +74,7 @@ export class PulseMetrics {
   readonly latency = new Histogram({ name: 'pulse_event_latency_seconds', help: 'End-to-end latency: item accepted by a gateway to its bucket event written to a client socket', labelNames: ['transport'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] })
   readonly eventsSent = new Counter({ name: 'pulse_events_sent_total', help: 'Events written to client sockets (bucket events and heartbeats)', labelNames: ['transport'] as const, registers: [this.registry] })
   readonly eventsCoalesced = new Counter({ name: 'pulse_events_coalesced_total', help: 'Bucket states replaced in a mailbox by a newer state before being written', labelNames: ['transport'] as const, registers: [this.registry] })
+  readonly busMessagesDropped = new Counter({ name: 'pulse_bus_messages_dropped_total', help: 'Bus messages a gateway dropped because they failed validation (never sent to clients)', registers: [this.registry] })
   readonly redisReconnects = new Counter({ name: 'pulse_redis_reconnects_total', help: 'ioredis reconnection attempts, by connection', labelNames: ['connection'] as const, registers: [this.registry] })
   readonly cacheMisses: Counter<'tier'>
 
@@ -123,7 +128,30 @@ export class PulseMetrics {
       registers,
       collect () { if (sources.cache !== undefined) mirror(this, sources.cache.misses, { tier: 'l1' }) }
     })
+    this.#scraped.push(new Gauge({
+      name: 'pulse_archive_up',
+      help: 'Whether the archive (DynamoDB) answered a ping on this scrape: 1 up, 0 degraded (readiness does not depend on it)',
+      registers,
+      async collect () {
+        if (sources.archivePing === undefined) return
+        this.set(await within(sources.archivePing(), ARCHIVE_PING_TIMEOUT_MS).then(() => 1, () => 0))
+      }
+    }))
     this.#mirrored('pulse_cache_loads_total', 'Series windows the L1 cache loaded from the hot state and the archive (concurrent misses load once)', () => sources.cache?.loads)
+    this.#mirrored('pulse_bus_resyncs_total', 'Times a gateway reloaded its watched series from the hot state after its bus connection came back', () => sources.cache?.resyncs)
+    this.#mirrored('pulse_bus_resynced_buckets_total', 'Bucket states a resync found that the bus had lost, sent to clients', () => sources.cache?.resynced)
+    this.#scraped.push(new Gauge({
+      name: 'pulse_cache_buckets',
+      help: 'Buckets held by the gateway series cache (bounded by SERIES_CACHE_MAX_BUCKETS)',
+      registers,
+      collect () { if (sources.cache !== undefined) this.set(sources.cache.bucketCount) }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_bus_subscriptions',
+      help: 'Series this gateway is subscribed to on the bus',
+      registers,
+      collect () { if (sources.cache !== undefined) this.set(sources.cache.subscriptions) }
+    }))
     this.#mirrored('pulse_dynamodb_items_written_total', 'Bucket items written to DynamoDB', () => sources.archive?.().writes)
     this.#mirrored('pulse_dynamodb_write_calls_total', 'BatchWriteItem calls', () => sources.archive?.().writeCalls)
     this.#mirrored('pulse_dynamodb_retries_total', 'DynamoDB write retries (throttling, unprocessed items, errors)', () => sources.archive?.().retries)

@@ -4,6 +4,7 @@ import drainPlugin, { type DrainState } from './gateway/plugins/drain.js'
 import errorHandler from './gateway/plugins/error-handler.js'
 import metricsPlugin from './gateway/plugins/metrics.js'
 import type { PulseMetrics } from './metrics.js'
+import { isReady } from './readiness.js'
 
 export interface OpsServerOptions {
   metrics: PulseMetrics
@@ -25,7 +26,7 @@ export async function buildOpsServer (options: OpsServerOptions): Promise<Fastif
   app.get('/healthz', async () => ({ status: 'ok' as const }))
   app.get('/readyz', async (_request, reply) => {
     const checks = await options.readiness()
-    const ready = Object.values(checks).every((v) => v === 'ok')
+    const ready = isReady(checks)
     return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks })
   })
   return app

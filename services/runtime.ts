@@ -62,7 +62,7 @@ function reportsReconnects (adapter: unknown): adapter is ReconnectSource {
 /** Metrics read from the adapters on scrape, and Redis reconnections counted as they happen. */
 function observeAdapters (metrics: PulseMetrics, adapters: PulseAdapters): void {
   const { queue, hot, bus, archive } = adapters
-  metrics.attach({ queue })
+  metrics.attach({ queue, archivePing: async () => await archive.ping() })
   if (archive instanceof DynamoArchive) metrics.attach({ archive: () => archive.stats })
   for (const [name, adapter] of [['hot', hot], ['bus', bus]] as const) {
     if (!reportsReconnects(adapter)) continue
@@ -123,7 +123,19 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
     if (options.listen !== false) url = await ops.listen({ port: config.port, host: config.host })
     log.info(`Pulse worker (${adapters.mode} mode) started${url === undefined ? '' : `; health and metrics on ${url}`}`)
   } else {
-    cache = new SeriesCache({ hot, archive, bus, now, onError: (err, series) => log.warn({ err, series }, 'watcher failed') })
+    cache = new SeriesCache({
+      hot,
+      archive,
+      bus,
+      now,
+      lingerMs: config.subscriptionLingerMs,
+      maxBuckets: config.seriesCacheMaxBuckets,
+      onError: (err, series) => log.warn({ err, series }, 'series cache'),
+      onInvalidEvent: (problem, series) => {
+        metrics.busMessagesDropped.inc()
+        log.warn({ series, problem }, 'dropped an invalid bus message')
+      }
+    })
     const gatewayApp = app = await buildApp({ config, queue, hot, archive, bus, cache, ingestKeys: new SecretSet(ingestKeys), now, readiness, metrics }, {
       logger: options.logger,
       plugins: [

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { RESOLUTIONS } from '../../shared/timeseries/index.js'
+import { RESOLUTIONS, TICKER_PATTERN } from '../../shared/timeseries/index.js'
 
 export const ResolutionSchema = Type.Union(RESOLUTIONS.map((r) => Type.Literal(r)), { description: 'one of 1m 5m 10m 1h 3h 6h 12h 24h' })
 
@@ -28,6 +28,38 @@ export const BucketSchema = Type.Object({
   rev: Type.Integer(),
   progress_pct: Type.Optional(Type.Number()),
   next_update_at: Type.Optional(Type.String())
+})
+
+const OrderKeySchema = Type.Object({ ts: Type.Number(), id: Type.String() })
+const { open, high, low, close, sum, label_counts: labelCounts, sources, rev } = BucketSchema.properties
+
+/**
+ * A message on a series channel as a gateway receives it (`BucketEvent`): the stored
+ * bucket, checked with the fields of the API's {@link BucketSchema} plus what only the
+ * stored form has. A gateway drops any message that does not match, so one bad publisher
+ * cannot break the frames it builds for its clients.
+ */
+export const BusEventSchema = Type.Object({
+  kind: Type.Union([Type.Literal('change'), Type.Literal('final')]),
+  bucket: Type.Object({
+    ticker: Type.String({ pattern: TICKER_PATTERN }),
+    resolution: ResolutionSchema,
+    start: Type.Integer(),
+    open,
+    high,
+    low,
+    close,
+    count: Type.Integer({ minimum: 1 }),
+    sum,
+    label_counts: labelCounts,
+    sources,
+    first: OrderKeySchema,
+    last: OrderKeySchema,
+    rev,
+    last_updated: Type.Integer(),
+    seq: Type.Optional(Type.Integer())
+  }),
+  acceptedAt: Type.Optional(Type.Number())
 })
 
 export const TimeseriesResponseSchema = Type.Object({

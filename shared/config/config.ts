@@ -33,6 +33,8 @@ export const EnvSchema = Type.Object({
   QUEUE_LOCK_MS: Type.Optional(Count),
   REQUEST_TIMEOUT_MS: Type.Optional(Count),
   DRAIN_MS: Type.Optional(Count),
+  SUBSCRIPTION_LINGER_MS: Type.Optional(Count),
+  SERIES_CACHE_MAX_BUCKETS: Type.Optional(Count),
   DEMO_FEED: Type.Optional(Flag),
   LOG_LEVEL: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
   GATEWAY_ENGINE: Type.Optional(Type.Union([Type.Literal('fastify'), Type.Literal('uws')])),
@@ -72,6 +74,10 @@ export interface Config {
   requestTimeoutMs: number
   /** How long a stopping gateway keeps answering 503 before it closes; unset: 5 s in cluster mode, 0 embedded. */
   drainMs: number | undefined
+  /** How long a gateway keeps a series' bus subscription after its last watcher left. */
+  subscriptionLingerMs: number
+  /** Buckets the gateway's series cache may hold over all series (least recently used go first). */
+  seriesCacheMaxBuckets: number
   demoFeed: boolean
   logLevel: string
   gatewayEngine: 'fastify' | 'uws'
@@ -133,6 +139,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
   const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)
   if (requestTimeoutMs < 1000) throw new ConfigError('REQUEST_TIMEOUT_MS', 'must be at least 1000')
+  const seriesCacheMaxBuckets = Number(e.SERIES_CACHE_MAX_BUCKETS ?? 200_000)
+  // One series' retained window is at most 360 buckets (1m over 6 h), plus the edges.
+  if (seriesCacheMaxBuckets < 1000) throw new ConfigError('SERIES_CACHE_MAX_BUCKETS', 'must be at least 1000 (one series window is up to 362 buckets)')
   if (e.PULSE_FAULTS !== undefined) {
     if (source.NODE_ENV === 'production') throw new ConfigError('PULSE_FAULTS', 'fault injection is for tests and is refused when NODE_ENV=production')
     try {
@@ -165,6 +174,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     queueLockMs,
     requestTimeoutMs,
     drainMs: e.DRAIN_MS === undefined ? undefined : Number(e.DRAIN_MS),
+    subscriptionLingerMs: Number(e.SUBSCRIPTION_LINGER_MS ?? 5000),
+    seriesCacheMaxBuckets,
     demoFeed: flag(e.DEMO_FEED, redisUrl === undefined),
     logLevel: e.LOG_LEVEL ?? 'info',
     gatewayEngine: e.GATEWAY_ENGINE ?? 'fastify'

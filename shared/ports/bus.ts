@@ -11,19 +11,34 @@ export interface BucketEvent {
   acceptedAt?: number
 }
 
+/**
+ * Hears the messages of one series. What arrives was published by another process and is
+ * typed as it should be, not as it is: a receiver that serves it to clients validates it
+ * first (the gateway's series cache does). A message that is not even JSON arrives as its text.
+ */
 export type BucketListener = (event: BucketEvent) => void
 export type Unsubscribe = () => Promise<void>
+/** Hears that messages may have been lost; see {@link Bus.onResync}. */
+export type ResyncListener = () => void
 
 /**
  * Pub/sub of bucket events on `ticker#resolution` channels.
  *
  * Subscriptions are reference-counted by the adapter: the first listener of a series
  * subscribes the channel, the last one to leave unsubscribes it. A dropped connection is
- * re-established and every subscription restored.
+ * re-established and every subscription restored, but pub/sub does not queue: whatever
+ * was published while the connection was down is lost, and {@link Bus.onResync} says so.
  */
 export interface Bus {
   publish (events: BucketEvent[]): Promise<void>
   subscribe (series: SeriesKey, listener: BucketListener): Promise<Unsubscribe>
+  /**
+   * Calls `listener` each time messages of the subscribed series may have been missed:
+   * after the subscribing connection dropped and came back, once every subscription is
+   * active again (so a resync that reads the hot state then misses nothing). A bus that
+   * never drops (in-process) never calls it. Returns a function that stops listening.
+   */
+  onResync (listener: ResyncListener): () => void
   ping (): Promise<void>
   close (): Promise<void>
 }

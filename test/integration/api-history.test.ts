@@ -1,5 +1,10 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import t from 'tap'
+import { RedisKeys } from '../../shared/adapters/redis/keys.js'
+import { startDynaliteProcess } from '../helpers/processes.js'
 import { clearOfMinuteBoundary, eventually, startTestPulse } from '../helpers/pulse.js'
+import { startRedisServer } from '../helpers/redis-server.js'
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 const MINUTE = 60_000
@@ -98,4 +103,33 @@ t.test('tickers, health, readiness and docs', async (t) => {
   t.equal(docs.status, 200)
   t.ok(docs.body.paths['/api/v2/items'], 'the OpenAPI document lists ingest')
   t.ok(docs.body.paths['/api/v2/timeseries/{ticker}'], 'and history')
+})
+
+t.test('history: a hot state that answers with errors is a 503, never an empty success', async (t) => {
+  const redis = await startRedisServer(t)
+  const dynalite = await startDynaliteProcess(t)
+  const pulseEnv = `h${randomBytes(3).toString('hex')}`
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: pulseEnv, TICKERS: 'AAPL' }
+  const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
+  await startTestPulse(t, { ...env, ROLE: 'worker' })
+  t.equal((await gateway.post([{ id: 'a', ticker: 'AAPL', timestamp: iso(Date.now() - 10 * MINUTE), score: 0.5, source: 'tiingo' }])).status, 202)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const index = new RedisKeys(pulseEnv).index('AAPL', '5m')
+  await eventually(async () => await admin.zcard(index) === 1 ? true : undefined, 15_000, 'the item to be folded')
+
+  // The series index is no longer a sorted set: every read of it fails with WRONGTYPE, as
+  // a cluster node answering MOVED or a failing script would. The archive still answers.
+  const saved = await admin.dumpBuffer(index)
+  await admin.del(index)
+  await admin.set(index, 'not a sorted set')
+  const res = await gateway.get('/api/v2/timeseries/AAPL?resolution=5m')
+  t.equal(res.status, 503, 'a failed hot-state read is not a 200')
+  t.equal(res.body.error?.code, 'PULSE_ERR_UNAVAILABLE')
+
+  await admin.del(index)
+  await admin.restore(index, 0, saved as Buffer)
+  const healed = await gateway.get('/api/v2/timeseries/AAPL?resolution=5m')
+  t.equal(healed.status, 200, 'served again once the hot state answers')
+  t.equal(healed.body.buckets.length, 1, 'with the bucket')
 })

@@ -40,3 +40,30 @@ t.test('embedded: /readyz is 200 with every check named', async (t) => {
   t.equal(res.status, 200)
   t.same(Object.keys(res.body.checks).sort(), ['archive', 'bus', 'hot_state', 'queue'])
 })
+
+t.test('cluster: a stopped DynamoDB leaves gateways and workers ready, archive degraded', async (t) => {
+  const redis = await startRedisServer(t)
+  const dynalite = await startDynaliteProcess(t)
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `r${randomBytes(3).toString('hex')}` }
+  const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
+  const worker = await startTestPulse(t, { ...env, ROLE: 'worker' })
+  const pid = dynalite.pid() as number
+  process.kill(pid, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(pid, 'SIGCONT') } catch {} })
+  for (const [name, p] of [['gateway', gateway], ['worker', worker]] as const) {
+    const res = await p.get('/readyz')
+    t.equal(res.status, 200, `${name}: still ready while DynamoDB does not answer`)
+    t.same(res.body, { status: 'ready', checks: { hot_state: 'ok', queue: 'ok', archive: 'degraded', bus: 'ok' } }, `${name}: archive degraded`)
+    const metrics = await p.get('/metrics')
+    t.match(metrics.body, /^pulse_archive_up 0$/m, `${name}: pulse_archive_up is 0`)
+  }
+  process.kill(pid, 'SIGCONT')
+  for (const p of [gateway, worker]) {
+    const res = await eventually(async () => {
+      const r = await p.get('/readyz')
+      return r.body.checks?.archive === 'ok' ? r : undefined
+    }, 15_000, 'archive ok again')
+    t.equal(res.status, 200)
+    t.match((await p.get('/metrics')).body, /^pulse_archive_up 1$/m)
+  }
+})

@@ -122,3 +122,26 @@ t.test('a listener that throws does not stop the others', async (t) => {
   await until(() => got.length === 1)
   t.equal(errors.length, 1)
 })
+
+t.test('after its subscriber connection is killed, the bus signals a resync once every channel is subscribed again', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const bus = new RedisBus({ url: server.url, env })
+  t.teardown(() => bus.close())
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const channels = [`pulse:${env}:ch:AAPL#1m`, `pulse:${env}:ch:MSFT#1h`]
+  await bus.subscribe('AAPL#1m', () => {})
+  await bus.subscribe('MSFT#1h', () => {})
+  const subscribedAtResync: number[][] = []
+  bus.onResync(() => {
+    // Ask Redis at the moment of the signal: a resync that reads the hot state now must not miss a publish.
+    admin.pubsub('NUMSUB', ...channels).then((reply) => {
+      subscribedAtResync.push((reply as Array<string | number>).filter((_, i) => i % 2 === 1).map(Number))
+    }, () => {})
+  })
+  await sleep(100)
+  t.same(subscribedAtResync, [], 'no resync without a drop')
+  await admin.client('KILL', 'TYPE', 'pubsub')
+  await until(() => subscribedAtResync.length === 1, 10_000)
+  t.same(subscribedAtResync[0], [1, 1], 'both channels were subscribed again when the resync was signalled')
+})

@@ -1,9 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { MemoryArchive } from '../../shared/adapters/memory/memory-archive.js'
+import type { BucketEvent } from '../../shared/ports/index.js'
 import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
-import { bucketStart, labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
+import { type Bucket, bucketStart, labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
 import { SeriesCache } from '../../services/gateway/series-cache.js'
 import { freePort } from '../helpers/free-port.js'
 
@@ -29,4 +32,147 @@ t.test('with the archive unreachable, history serves what the hot state holds an
   await cache.read('AAPL', '1m')
   t.equal(cache.loads, 2, 'an incomplete load is retried on the next read')
   await cache.close()
+})
+
+/** Folds items into a memory hot state as a worker would (seeding from an empty archive). */
+async function fold (hot: MemoryHotState, items: ScoredItem[], now: number): Promise<Bucket[]> {
+  const ticker = (items[0] as ScoredItem).ticker
+  let outcome = await hot.fold(ticker, items, { now })
+  if (outcome.kind === 'needs-load') {
+    await hot.seed(outcome.refs, [])
+    outcome = await hot.fold(ticker, items, { now })
+  }
+  if (outcome.kind !== 'applied') throw new Error('fold did not complete')
+  return outcome.changed
+}
+
+function scored (id: string, ticker: string, ts: number, score = 0.4): ScoredItem {
+  return { id, ticker, ts, score, label: labelFor(score), source: 'tiingo' }
+}
+
+async function until (check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+t.test('the cache and its watchers keep the higher rev: an older state is never passed on', async (t) => {
+  const now = Date.now()
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  const bus = new MemoryBus()
+  const cache = new SeriesCache({ hot, archive: new MemoryArchive(), bus, now: () => now })
+  t.teardown(() => cache.close())
+  const heard: BucketEvent[] = []
+  await cache.watch('AAPL', '1m', (event) => heard.push(event))
+  const [one] = (await fold(hot, [scored('a', 'AAPL', now)], now)).filter((b) => b.resolution === '1m')
+  const [two] = (await fold(hot, [scored('b', 'AAPL', now)], now)).filter((b) => b.resolution === '1m')
+  if (one === undefined || two === undefined) throw new Error('not folded')
+  // Two workers publishing out of order: the newer state arrives first.
+  await bus.publish([{ kind: 'change', bucket: two }, { kind: 'change', bucket: one }])
+  await until(() => heard.length > 0, 'the newer state')
+  await sleep(50)
+  t.same(heard.map((e) => e.bucket.rev), [two.rev], 'the older state was not passed on')
+  t.equal(cache.peek('AAPL', '1m', two.start)?.rev, two.rev, 'the cache holds the newer state')
+  await bus.publish([{ kind: 'final', bucket: two }])
+  await until(() => heard.length === 2, 'the final event of the same rev')
+  t.equal(heard[1]?.kind, 'final', 'a final event of the same rev still reaches the watchers')
+})
+
+t.test('a resync passes on every state the bus lost, and a reloaded higher rev replaces the older one', async (t) => {
+  const now = Date.now()
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  const bus = new MemoryBus()
+  const cache = new SeriesCache({ hot, archive: new MemoryArchive(), bus, now: () => now })
+  t.teardown(() => cache.close())
+  await fold(hot, [scored('a', 'AAPL', now - 120_000)], now)
+  const first = await cache.read('AAPL', '1m')
+  t.equal(first.buckets.length, 1)
+  const heard: BucketEvent[] = []
+  await cache.watch('AAPL', '1m', (event) => heard.push(event))
+  // Folded while the bus was down: nothing was published.
+  const changed = (await fold(hot, [scored('b', 'AAPL', now - 120_000), scored('c', 'AAPL', now)], now)).filter((b) => b.resolution === '1m')
+  await cache.resync()
+  t.same(heard.map((e) => [e.bucket.start, e.bucket.rev]).sort(), changed.map((b) => [b.start, b.rev]).sort(), 'each lost state reached the watchers once')
+  for (const bucket of changed) t.equal(cache.peek('AAPL', '1m', bucket.start)?.rev, bucket.rev, 'the cache holds the reloaded rev')
+  t.equal((await cache.read('AAPL', '1m')).buckets.find((b) => b.start === bucketStart(now - 120_000, '1m'))?.count, 2, 'reads see the reloaded bucket')
+  heard.length = 0
+  await cache.resync()
+  t.same(heard, [], 'a resync with nothing lost sends nothing')
+  t.equal(cache.resyncs, 2)
+})
+
+t.test('a bus subscription is released a linger after its last watcher leaves, and kept when a watcher returns', async (t) => {
+  const now = Date.now()
+  const bus = new MemoryBus()
+  const cache = new SeriesCache({ hot: new MemoryHotState({ dedupeWindowMs: 86_400_000 }), archive: new MemoryArchive(), bus, now: () => now, lingerMs: 100 })
+  t.teardown(() => cache.close())
+  const unwatchA = await cache.watch('AAPL', '1m', () => {})
+  const unwatchB = await cache.watch('MSFT', '1m', () => {})
+  t.equal(bus.channelCount, 2)
+  unwatchA()
+  unwatchB()
+  const again = await cache.watch('MSFT', '1m', () => {})
+  await until(() => bus.channelCount === 1, 'the linger to release AAPL')
+  await sleep(200)
+  t.equal(bus.channelCount, 1, 'MSFT, watched again within the linger, stays subscribed')
+  t.equal(cache.subscriptions, 1)
+  again()
+  await until(() => bus.channelCount === 0, 'the linger to release MSFT')
+  t.equal(cache.size, 0, 'nothing is held for series nobody watches')
+})
+
+t.test('the cache stays within its bucket budget; an evicted series reloads on its next read', async (t) => {
+  const now = Date.now()
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  const tickers = Array.from({ length: 12 }, (_, i) => `T${i}`)
+  for (const ticker of tickers) {
+    await fold(hot, Array.from({ length: 200 }, (_, i) => scored(`${ticker}-${i}`, ticker, now - i * 60_000)), now)
+  }
+  const cache = new SeriesCache({ hot, archive: new MemoryArchive(), bus: new MemoryBus(), now: () => now, maxBuckets: 1000 })
+  t.teardown(() => cache.close())
+  for (const ticker of tickers) t.equal((await cache.read(ticker, '1m')).buckets.length, 200, `${ticker}: the whole window is served`)
+  t.ok(cache.bucketCount <= 1000, `within the budget (${cache.bucketCount} buckets)`)
+  t.ok(cache.evictions >= 7, `older windows were evicted (${cache.evictions})`)
+  const loads = cache.loads
+  const again = await cache.read('T0', '1m')
+  t.equal(again.buckets.length, 200, 'an evicted series is served in full')
+  t.equal(again.hit, false)
+  t.equal(cache.loads, loads + 1, 'by loading it again')
+})
+
+t.test('a series watched but never read keeps only its retained buckets', async (t) => {
+  let now = Date.now()
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  const bus = new MemoryBus()
+  const cache = new SeriesCache({ hot, archive: new MemoryArchive(), bus, now: () => now })
+  t.teardown(() => cache.close())
+  await cache.watch('AAPL', '1m', () => {})
+  // Ten hours of 1m buckets arrive on the bus; 1m retention is six hours.
+  const start = bucketStart(now, '1m')
+  for (let i = 0; i < 600; i++) {
+    now = start + i * 60_000
+    const bucket: Bucket = {
+      ticker: 'AAPL',
+      resolution: '1m',
+      start: now,
+      open: 0.1,
+      high: 0.1,
+      low: 0.1,
+      close: 0.1,
+      count: 1,
+      sum: 0.1,
+      label_counts: { positive: 1, neutral: 0, negative: 0 },
+      sources: ['tiingo'],
+      first: { ts: now, id: 'a' },
+      last: { ts: now, id: 'a' },
+      rev: 1,
+      last_updated: now
+    }
+    await bus.publish([{ kind: 'change', bucket }])
+    await sleep(0)
+  }
+  t.ok(cache.bucketCount <= 362, `pruned to the retained window (${cache.bucketCount} buckets)`)
+  t.ok(cache.bucketCount >= 355, 'and keeps that window')
 })

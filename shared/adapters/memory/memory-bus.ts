@@ -1,4 +1,4 @@
-import type { BucketEvent, BucketListener, Bus, Unsubscribe } from '../../ports/index.js'
+import type { BucketEvent, BucketListener, Bus, ResyncListener, Unsubscribe } from '../../ports/index.js'
 import { type SeriesKey, seriesKey } from '../../timeseries/index.js'
 
 /** In-process pub/sub for embedded mode. Listeners run on a later tick, as over a network. */
@@ -24,6 +24,11 @@ export class MemoryBus implements Bus {
       listeners.delete(listener)
       if (listeners.size === 0) this.#listeners.delete(series)
     }
+  }
+
+  /** In process nothing is ever lost, so there is never a reason to resync. */
+  onResync (_listener: ResyncListener): () => void {
+    return () => {}
   }
 
   /** Number of series with at least one listener. */

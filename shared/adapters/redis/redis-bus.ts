@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis'
-import type { BucketEvent, BucketListener, Bus, Unsubscribe } from '../../ports/index.js'
+import type { BucketEvent, BucketListener, Bus, ResyncListener, Unsubscribe } from '../../ports/index.js'
 import { type SeriesKey, seriesKey } from '../../timeseries/index.js'
 import { RedisKeys } from './keys.js'
 import { closeConnection, execPipeline } from './connection.js'
@@ -20,7 +20,8 @@ interface Channel {
 
 /**
  * Pub/sub over Redis: one connection publishes, a dedicated one subscribes. Channels are
- * reference-counted per series; ioredis re-subscribes every channel after a reconnect.
+ * reference-counted per series; ioredis re-subscribes every channel after a reconnect, and
+ * resync listeners hear of it once those subscriptions are active again.
  */
 export class RedisBus implements Bus {
   readonly #pub: Redis
@@ -28,6 +29,9 @@ export class RedisBus implements Bus {
   readonly #keys: RedisKeys
   readonly #channels = new Map<string, Channel>()
   readonly #onError: (error: unknown) => void
+  readonly #resyncListeners = new Set<ResyncListener>()
+  /** Set when the subscribing connection closes: messages may be lost until it is back. */
+  #dropped = false
 
   constructor (options: RedisBusOptions) {
     this.#keys = new RedisKeys(options.env)
@@ -37,6 +41,13 @@ export class RedisBus implements Bus {
     this.#pub.on('error', this.#onError)
     this.#sub.on('error', this.#onError)
     this.#sub.on('message', (channel: string, message: string) => this.#deliver(channel, message))
+    this.#sub.on('close', () => { this.#dropped = true })
+    this.#sub.on('ready', () => { if (this.#dropped) this.#resubscribed() })
+  }
+
+  onResync (listener: ResyncListener): () => void {
+    this.#resyncListeners.add(listener)
+    return () => { this.#resyncListeners.delete(listener) }
   }
 
   /** Calls `listener` on each reconnection attempt of the publishing or the subscribing connection (metrics). */
@@ -91,6 +102,7 @@ export class RedisBus implements Bus {
 
   async close (): Promise<void> {
     this.#channels.clear()
+    this.#resyncListeners.clear()
     await Promise.all([closeConnection(this.#pub), closeConnection(this.#sub)])
   }
 
@@ -103,15 +115,40 @@ export class RedisBus implements Bus {
     else this.#sub.unsubscribe(name).catch(this.#onError)
   }
 
+  /**
+   * ioredis emits `ready` before it re-sends the SUBSCRIBEs, on the same connection; a PING
+   * sent after them answers once Redis has applied them, so listeners that read the hot
+   * state on resync cannot fall between the read and the restored subscription.
+   */
+  #resubscribed (): void {
+    this.#dropped = false
+    setImmediate(() => {
+      this.#sub.ping().then(() => {
+        for (const listener of this.#resyncListeners) {
+          try {
+            listener()
+          } catch (error) {
+            this.#onError(error)
+          }
+        }
+      }, (error: unknown) => {
+        // Dropped again before the PING answered: the next `ready` resyncs.
+        this.#dropped = true
+        this.#onError(error)
+      })
+    })
+  }
+
   #deliver (name: string, message: string): void {
     const channel = this.#channels.get(name)
     if (channel === undefined) return
+    // Not checked here: listeners validate what they receive (see BucketListener), and a
+    // message that is not JSON reaches them as its text so that they count it too.
     let event: BucketEvent
     try {
       event = JSON.parse(message) as BucketEvent
-    } catch (error) {
-      this.#onError(error)
-      return
+    } catch {
+      event = message as unknown as BucketEvent
     }
     for (const listener of channel.listeners) {
       try {

@@ -1,0 +1,59 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { freePort } from './free-port.js'
+
+/** Anything that can run a function at the end of a test (a node-tap `t`). */
+interface Teardown {
+  teardown (fn: () => unknown): void
+}
+
+/**
+ * A TCP proxy on a free loopback port in front of `target`, so a test can cut a process
+ * off from a service (a network partition) while others keep their direct connections.
+ * While refusing, new connections are closed at once; open ones are left alone.
+ */
+export interface TcpProxy {
+  url: string
+  port: number
+  /** Closes new connections at once until {@link TcpProxy.accept}. */
+  refuse (): void
+  accept (): void
+  /** Connections currently open through the proxy. */
+  readonly open: number
+}
+
+export async function startTcpProxy (t: Teardown, target: { host: string, port: number }, scheme = 'redis'): Promise<TcpProxy> {
+  const port = await freePort()
+  const sockets = new Set<Socket>()
+  let refusing = false
+  const server: Server = createServer((client) => {
+    if (refusing) {
+      client.destroy()
+      return
+    }
+    const upstream = createConnection(target)
+    sockets.add(client)
+    sockets.add(upstream)
+    const end = (): void => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {
+    url: `${scheme}://127.0.0.1:${port}`,
+    port,
+    refuse: () => { refusing = true },
+    accept: () => { refusing = false },
+    get open () { return sockets.size / 2 }
+  }
+}
