@@ -1,13 +1,33 @@
-import { parseMessage, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
+import { groupSeries, parseMessage, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
+
+/**
+ * The stream URL selects every listed ticker at every listed resolution, so a selection
+ * that is not such a product is widened to one; tickers are left off from the end (the
+ * list's overview, never the first group: the selected ticker) until it fits `limit`.
+ */
+export function sseSelection (series: readonly string[], limit: number): { tickers: string[], resolutions: string[] } {
+  const groups = groupSeries(series)
+  const tickers: string[] = []
+  const resolutions = new Set<string>()
+  for (const group of groups) {
+    for (const r of group.resolutions) resolutions.add(r)
+    for (const ticker of group.tickers) {
+      if (tickers.length > 0 && (tickers.length + 1) * resolutions.size > limit) break
+      tickers.push(ticker)
+    }
+  }
+  return { tickers, resolutions: [...resolutions] }
+}
 
 /**
  * Reads `/api/v2/stream` with `fetch` rather than `EventSource`, because only `fetch` can
  * send `Last-Event-ID` on a reconnection this client schedules itself (with backoff).
  */
-export function openEventStream (base: URL, subscription: Subscription, handlers: TransportHandlers): Transport {
+export function openEventStream (base: URL, subscription: Subscription, handlers: TransportHandlers, limit: number): Transport {
   const url = new URL('/api/v2/stream', base)
-  url.searchParams.set('resolutions', subscription.resolutions.join(','))
-  if (subscription.tickers.length > 0) url.searchParams.set('tickers', subscription.tickers.join(','))
+  const selection = sseSelection(subscription.series, limit)
+  url.searchParams.set('resolutions', selection.resolutions.join(','))
+  url.searchParams.set('tickers', selection.tickers.join(','))
   const abort = new AbortController()
   let opened = false
   let ended = false
@@ -42,6 +62,7 @@ export function openEventStream (base: URL, subscription: Subscription, handlers
   read().catch((err: unknown) => end((err as Error).message))
   return {
     kind: 'sse',
+    update: () => false,
     close: () => {
       ended = true
       abort.abort()
