@@ -267,8 +267,9 @@ t.test('with 1,000 tickers: a virtualised, searchable list, the subscription lim
   t.equal((await p.post(tickers.map((ticker, i) => ({ id: `row-${ticker}`, ticker, timestamp: new Date(now - (i % 50) * 1000).toISOString(), score: Math.round(Math.sin(i) * 100) / 100, source: 'tiingo' })))).status, 202)
 
   // The first ticker summary on a cold gateway loads all 2,000 series it reports; timed here, apart from the page.
+  // On a busy machine it can outlast the gateway's 60 s socket timeout; the page retries it the same way.
   const cold = performance.now()
-  t.equal((await p.get('/api/v2/tickers')).status, 200)
+  await eventually(async () => (await p.get('/api/v2/tickers').catch(() => undefined))?.status === 200 ? true : undefined, 300_000, 'the ticker summary')
   t.comment(`GET /api/v2/tickers on a cold gateway with 1,000 tickers: ${(performance.now() - cold).toFixed(0)} ms`)
 
   const { page, errors } = await openPage(t, browser)
