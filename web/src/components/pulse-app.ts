@@ -155,6 +155,11 @@ export class PulseApp extends LitElement {
       const metrics = pulseMetrics()
       metrics.subscriptions = message.subscriptions
       metrics.maxSubscriptions = Math.max(metrics.maxSubscriptions, message.subscriptions)
+      // A change published before the gateway had the subscription reached no one: read the series on screen again.
+      const tickers = message.tickers
+      if (message.op === 'subscribe' && this.ticker !== undefined && Array.isArray(tickers) && tickers.includes(this.ticker)) {
+        this.data.revalidate(this.ticker, this.resolution).catch(() => {})
+      }
     } else if (message.type === 'partial_bucket' || message.type === 'bucket_update') {
       const event = message as BucketEvent
       if (event.bucket === undefined || !isResolution(event.bucket.resolution)) return

@@ -74,6 +74,13 @@ export class RequestThrottle {
     })
   }
 
+  /** Drops every waiting request unsent (each resolves `undefined`) and stops the wake-up timer. */
+  clear (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const entry of this.queue.splice(0)) entry.resolve(undefined)
+  }
+
   /** Waiting requests (for tests and metrics). */
   get waiting (): number {
     return this.queue.length

@@ -1,23 +1,4 @@
-import { groupSeries, parseMessage, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
-
-/**
- * The stream URL selects every listed ticker at every listed resolution, so a selection
- * that is not such a product is widened to one; tickers are left off from the end (the
- * list's overview, never the first group: the selected ticker) until it fits `limit`.
- */
-export function sseSelection (series: readonly string[], limit: number): { tickers: string[], resolutions: string[] } {
-  const groups = groupSeries(series)
-  const tickers: string[] = []
-  const resolutions = new Set<string>()
-  for (const group of groups) {
-    for (const r of group.resolutions) resolutions.add(r)
-    for (const ticker of group.tickers) {
-      if (tickers.length > 0 && (tickers.length + 1) * resolutions.size > limit) break
-      tickers.push(ticker)
-    }
-  }
-  return { tickers, resolutions: [...resolutions] }
-}
+import { parseMessage, sseSelection, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
 
 /**
  * Reads `/api/v2/stream` with `fetch` rather than `EventSource`, because only `fetch` can

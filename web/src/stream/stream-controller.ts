@@ -113,6 +113,15 @@ export class StreamController implements ReactiveController {
     // Callbacks of a connection that has since been replaced or stopped are ignored.
     const attempt = ++this.attempt
     const current = (): boolean => this.attempt === attempt
+    // Live once the gateway confirmed what it streams: a WebSocket's subscription is a message
+    // the gateway may still be handling when the socket opens; an SSE stream is set up before it answers.
+    let confirmed = false
+    const confirm = (): void => {
+      if (confirmed) return
+      confirmed = true
+      this.setState(useKind === 'ws' ? 'live' : 'sse')
+      this.options.onConnected?.(useKind, subscription.since !== undefined)
+    }
     const handlers: TransportHandlers = {
       onOpen: () => {
         if (!current()) return
@@ -120,11 +129,12 @@ export class StreamController implements ReactiveController {
         this.backoff.reset()
         this.lastMessageAt = Date.now()
         this.armWatchdog()
-        this.setState(useKind === 'ws' ? 'live' : 'sse')
-        this.options.onConnected?.(useKind, subscription.since !== undefined)
+        if (useKind === 'sse' || subscription.series.length === 0) confirm()
       },
       onMessage: (message) => {
         if (!current()) return
+        // Any answer counts (an `error` too: a refused selection must not leave the page "connecting" forever).
+        if (message.type !== 'pong') confirm()
         this.lastMessageAt = Date.now()
         this.armWatchdog()
         if ((message.type === 'partial_bucket' || message.type === 'bucket_update' || message.type === 'heartbeat') && message.id !== undefined) {
