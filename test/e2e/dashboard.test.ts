@@ -315,7 +315,7 @@ t.test('with 1,000 tickers: a virtualised, searchable list, the subscription lim
   await page.keyboard.press('Enter')
   await page.locator(`pulse-ticker-list [role="option"][data-ticker="${wanted}"][aria-selected="true"]`).waitFor()
   t.equal(await selectedTicker(page), wanted, 'Enter selects the match')
-  await page.locator(`pulse-sentiment-chart[data-key="${wanted}#1m"]`).waitFor({ timeout: 20_000 })
+  await page.locator(`pulse-sentiment-chart[data-key="${wanted}#1m"]`).waitFor({ timeout: 90_000 })
   await page.keyboard.press('Escape')
   t.equal(await page.locator('pulse-ticker-list input').inputValue(), '', 'Escape clears the search')
   await list.focus()

@@ -83,3 +83,20 @@ t.test('the throttle adopts a lower limit the gateway announces', async (t) => {
   await settle()
   t.ok(sent <= 5, `at 60 a minute the burst is at most 5 (${sent})`)
 })
+
+t.test('slow overview reads never take the last slot: a high-priority read goes at once', async (t) => {
+  const throttle = new RequestThrottle({ concurrency: 2, now: () => 1_000_000 })
+  t.teardown(() => throttle.clear())
+  const started: string[] = []
+  const slow = async (name: string): Promise<Response> => {
+    started.push(name)
+    return await new Promise<Response>(() => {})
+  }
+  throttle.request('low', async () => await slow('low 1')).catch(() => {})
+  throttle.request('low', async () => await slow('low 2')).catch(() => {})
+  await settle()
+  t.same(started, ['low 1'], 'the second overview read waits while the first hangs')
+  throttle.request('high', async () => await slow('high')).catch(() => {})
+  await settle()
+  t.same(started, ['low 1', 'high'], 'the selected ticker is read at once')
+})

@@ -6,7 +6,7 @@ export interface RequestThrottleOptions {
   limitPerMinute?: number
   /** Share of that limit this page may spend, leaving the rest to other tabs behind the same IP. */
   share?: number
-  /** Requests in flight at once. */
+  /** Requests in flight at once; low-priority ones use all but one slot. */
   concurrency?: number
   now?: () => number
 }
@@ -36,6 +36,7 @@ export class RequestThrottle {
   private refilledAt: number
   private pausedUntil = 0
   private inFlight = 0
+  private lowInFlight = 0
   private timer: ReturnType<typeof setTimeout> | undefined
   private readonly queue: Waiting[] = []
   /** Requests sent, for tests and the metrics object. */
@@ -108,19 +109,24 @@ export class RequestThrottle {
         next.resolve(undefined)
         continue
       }
+      // One slot stays free for high priority, so a click never waits behind slow overview reads.
+      if (next.priority === 'low' && this.concurrency > 1 && this.lowInFlight >= this.concurrency - 1) return
       if (this.tokens < 1) {
         this.wake(Math.ceil((1 - this.tokens) / this.perMs))
         return
       }
       this.queue.shift()
       this.tokens -= 1
+      const low = next.priority === 'low'
       this.inFlight++
+      if (low) this.lowInFlight++
       this.sent++
       next.run().then((res) => {
         this.observe(res)
         next.resolve(res)
       }, next.reject).finally(() => {
         this.inFlight--
+        if (low) this.lowInFlight--
         this.pump()
       })
     }
