@@ -11,6 +11,8 @@ export const BACKFILL_MAX_ITEMS = 60_000
 const BACKFILL_BATCH = 1000
 /** Backfill batches allowed to wait in the queue before the next is added: live items never queue behind a flood. */
 const BACKFILL_QUEUE_DEPTH = 2
+/** Tickers backfilled together: with many tickers, the first groups have whole histories long before the last. */
+const BACKFILL_GROUP = 50
 /** Longest wait for the queue to finish earlier work (a journal replay) before the history check. */
 const SETTLE_TIMEOUT_MS = 60_000
 
@@ -131,7 +133,8 @@ async function sleep (ms: number): Promise<void> {
  *
  * At start, tickers with no history at all (neither the hot state nor the archive holds a
  * 24h bucket of the last {@link BACKFILL_SPAN_MS}) get one: a seeded random walk over that
- * span, queued like any producer's batches, newest first, a few batches at a time so the
+ * span, queued like any producer's batches, a group of tickers at a time in list order and
+ * newest first within it, a few batches at a time so the
  * fold keeps up with live items. The check waits for the queue to finish earlier work first
  * (an embedded journal replays at start), so a restart never backfills a ticker twice; a
  * store that cannot be read counts as holding history. Then, and during the backfill, live
@@ -205,7 +208,10 @@ export function startDemoFeed (options: DemoFeedOptions): DemoFeed {
     // Live items start only now, so the check above never mistakes them for history.
     startLive()
     const sparseness = Math.max(1, (empty.length * itemsPerTicker()) / BACKFILL_MAX_ITEMS)
-    const items = empty.flatMap((ticker) => demoHistory(ticker, now, sparseness)).sort((a, b) => b.ts - a.ts)
+    // The first tickers of the list (what a dashboard shows first) are filled first, each group newest first.
+    const group = new Map(empty.map((ticker, i) => [ticker, Math.floor(i / BACKFILL_GROUP)]))
+    const rank = (item: ScoredItem): number => group.get(item.ticker) ?? 0
+    const items = empty.flatMap((ticker) => demoHistory(ticker, now, sparseness)).sort((a, b) => rank(a) - rank(b) || b.ts - a.ts)
     for (let i = 0; i < items.length && !feed.stopped; i += BACKFILL_BATCH) {
       await queueAtMost(BACKFILL_QUEUE_DEPTH, SETTLE_TIMEOUT_MS)
       if (feed.stopped) break
