@@ -7,7 +7,7 @@ import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import type { Config } from '../shared/config/config.js'
 import { type PulseAdapters, createAdapters } from './adapters.js'
 import { type Aggregator, startAggregator } from './aggregator/aggregator.js'
-import { startDemoFeed } from './aggregator/demo-feed.js'
+import { type DemoFeed, startDemoFeed } from './aggregator/demo-feed.js'
 import { buildApp, type BuildAppOptions } from './gateway/app.js'
 import { SecretSet } from './gateway/plugins/auth.js'
 import drainPlugin, { type DrainState } from './gateway/plugins/drain.js'
@@ -48,6 +48,8 @@ export interface Pulse {
   drainMs: number
   /** Keys accepted for ingest (generated when none was configured in embedded mode). */
   ingestKeys: string[]
+  /** The demo feed, when `DEMO_FEED` runs it in this process. */
+  demo: DemoFeed | undefined
   close: () => Promise<void>
 }
 
@@ -97,7 +99,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   }
 
   let aggregator: Aggregator | undefined
-  let demo: { stop: () => void } | undefined
+  let demo: DemoFeed | undefined
   if (config.role !== 'gateway') {
     aggregator = await startAggregator(adapters, config, log, now, {
       onFolded: (report, items, seconds) => {
@@ -110,7 +112,15 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
     metrics.attach({ writeBehind: () => writeBehind.stats })
   }
   if (config.demoFeed && config.role !== 'worker') {
-    demo = startDemoFeed({ queue, tickers: config.tickers, now, onError: (err) => log.warn({ err }, 'demo feed enqueue failed') })
+    demo = startDemoFeed({
+      queue,
+      hot,
+      archive,
+      tickers: config.tickers,
+      now,
+      onError: (err) => log.warn({ err }, 'demo feed failed'),
+      onBackfilled: (report) => log.info(report, report.filled > 0 ? 'demo history queued for tickers without history' : 'demo history not needed: the store has history')
+    })
   }
 
   let app: FastifyInstance | undefined
@@ -185,5 +195,5 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
     })()
     await closed
   }
-  return { config, adapters, app, url, metrics, drain, drainMs, ingestKeys, close }
+  return { config, adapters, app, url, metrics, drain, drainMs, ingestKeys, demo, close }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Config } from '../../shared/config/config.js'
+import { faultPoint } from '../../shared/fault-points.js'
 import type { PulseAdapters } from '../adapters.js'
 import { Finalizer } from './finalizer.js'
 import { foldBatch, type FoldReport } from './fold-batch.js'
@@ -46,6 +47,8 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
   await queue.consume(async (batch) => {
     const jobLog = log.child({ jobId: batch.id })
     const began = performance.now()
+    // A batch taken but not folded yet: a replayed journal at start, a slow fold.
+    await faultPoint('aggregator.before-fold')
     let report: FoldReport
     try {
       report = await foldBatch({ hot, archive, bus, now }, batch)

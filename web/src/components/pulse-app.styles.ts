@@ -20,7 +20,8 @@ export const appStyles = css`
   .brand h1 { margin: 0; font-size: 1.35rem; letter-spacing: 0.02em; }
   .logo { color: var(--up); font-size: 1.1rem; }
   .tag { color: var(--muted); font-size: 0.9rem; }
-  .tickers { grid-area: list; padding: 0.8rem 0.6rem; align-self: start; }
+  .tickers { grid-area: list; padding: 0.8rem 0.6rem; align-self: start; display: flex; flex-direction: column; }
+  pulse-ticker-list { --list-height: max(320px, calc(100vh - 190px)); }
   .tickers h2 { padding: 0 0.5rem; }
   .chart-panel { grid-area: main; padding: 0.9rem 1rem 0.6rem; min-width: 0; align-self: start; }
   .side { grid-area: side; display: flex; flex-direction: column; gap: 14px; }
@@ -42,6 +43,7 @@ export const appStyles = css`
   @media (max-width: 720px) {
     .shell { grid-template-columns: minmax(0, 1fr); grid-template-areas: 'header' 'list' 'main' 'side'; padding: 10px; gap: 10px; }
     .tickers { padding: 0.6rem 0.4rem; }
+    pulse-ticker-list { --list-height: 300px; }
     pulse-sentiment-chart { --chart-height: 320px; }
     .side { flex-direction: column; }
     .side .panel { flex: none; }

@@ -1,7 +1,7 @@
 import { html, LitElement } from 'lit'
 import { customElement, query, state } from 'lit/decorators.js'
 import { pulseMetrics, startSwitch, type SwitchMetric } from '../store/metrics.js'
-import { type BucketEvent, isResolution, type Resolution, RESOLUTIONS, seriesKey } from '../store/model.js'
+import { type BucketEvent, isResolution, MAX_SUBSCRIPTIONS, type Resolution, RESOLUTIONS, seriesKey } from '../store/model.js'
 import { PulseData, type SeriesChange } from '../store/pulse-data.js'
 import { currentBucket, latestPair } from '../store/series-store.js'
 import { loadUiState, saveUiState } from '../store/ui-state.js'
@@ -25,6 +25,12 @@ import { appStyles } from './pulse-app.styles.js'
 
 /** Buckets summed for the "recent" label distribution. */
 const RECENT_BUCKETS = 24
+/** The list's overview watches this resolution for the rows on screen. */
+const OVERVIEW_RESOLUTION: Resolution = '1m'
+/** Quiet time after scrolling before the rows on screen are subscribed and fetched. */
+const VISIBLE_DEBOUNCE_MS = 250
+/** 1m buckets drawn in a row's sparkline. */
+const SPARK_BUCKETS = 30
 
 /**
  * The dashboard shell: owns the selection, the data and the stream, and hands each
@@ -38,18 +44,25 @@ export class PulseApp extends LitElement {
   @state() private tickers: string[] = []
   @state() private ticker: string | undefined
   @state() private resolution: Resolution = '1m'
+  /** Bumped when a row's data changed, so the list redraws the rows on screen. */
+  @state() private listRevision = 0
   @query('pulse-sentiment-chart') private chart!: SentimentChart
 
   private readonly data = new PulseData({ base: location.origin, onChange: (changes) => this.onChanges(changes) })
   private readonly events = new FrameBatcher<BucketEvent>((events) => this.data.applyEvents(events))
   private readonly stream = new StreamController(this, {
     base: new URL(location.origin),
-    subscription: () => ({ tickers: this.tickers, resolutions: RESOLUTIONS }),
+    subscription: () => ({ series: this.watchedSeries() }),
+    maxSubscriptions: MAX_SUBSCRIPTIONS,
     onMessage: (message) => this.onMessage(message),
     onConnected: () => this.onConnected()
   })
 
+  /** Tickers whose rows are on screen (after the scroll settled). */
+  private visible: string[] = []
+  private visibleTimer: ReturnType<typeof setTimeout> | undefined
   private renderScheduled = false
+  private listDirty = false
   private connections = 0
   private switchToken = 0
   private readonly bootStart = performance.now()
@@ -89,7 +102,32 @@ export class PulseApp extends LitElement {
     await this.data.revalidate(ticker, this.resolution)
     this.drawSelected('network')
     await this.prefetchSelected()
-    await this.data.prefetch(tickers.filter((t) => t !== ticker).map((t) => [t, this.resolution] as const))
+  }
+
+  /**
+   * What the stream watches: the selected ticker at every resolution (any switch is live at
+   * once) and the overview resolution of the rows on screen, never more than the gateway
+   * allows one connection; rows beyond that stay as last fetched.
+   */
+  private watchedSeries (): string[] {
+    const series = new Set<string>()
+    if (this.ticker !== undefined) for (const r of RESOLUTIONS) series.add(seriesKey(this.ticker, r))
+    for (const ticker of this.visible) {
+      if (series.size >= MAX_SUBSCRIPTIONS) break
+      series.add(seriesKey(ticker, OVERVIEW_RESOLUTION))
+    }
+    return [...series]
+  }
+
+  /** The rows on screen changed: once scrolling settles, watch them and fetch their overview. */
+  private onVisibleTickers (tickers: string[]): void {
+    clearTimeout(this.visibleTimer)
+    this.visibleTimer = setTimeout(() => {
+      this.visible = tickers
+      this.stream.resubscribe()
+      // A row scrolled away before its turn is dropped from the queue unsent.
+      for (const ticker of tickers) this.data.overview(ticker, () => this.visible.includes(ticker)).catch(() => {})
+    }, VISIBLE_DEBOUNCE_MS)
   }
 
   /** The ticker list, retried with backoff while the server is away (cached data stays on screen). */
@@ -113,7 +151,16 @@ export class PulseApp extends LitElement {
   }
 
   private onMessage (message: StreamMessage): void {
-    if (message.type === 'partial_bucket' || message.type === 'bucket_update') {
+    if (message.type === 'subscribed' && typeof message.subscriptions === 'number') {
+      const metrics = pulseMetrics()
+      metrics.subscriptions = message.subscriptions
+      metrics.maxSubscriptions = Math.max(metrics.maxSubscriptions, message.subscriptions)
+      // A change published before the gateway had the subscription reached no one: read the series on screen again.
+      const tickers = message.tickers
+      if (message.op === 'subscribe' && this.ticker !== undefined && Array.isArray(tickers) && tickers.includes(this.ticker)) {
+        this.data.revalidate(this.ticker, this.resolution).catch(() => {})
+      }
+    } else if (message.type === 'partial_bucket' || message.type === 'bucket_update') {
       const event = message as BucketEvent
       if (event.bucket === undefined || !isResolution(event.bucket.resolution)) return
       pulseMetrics().events++
@@ -133,6 +180,7 @@ export class PulseApp extends LitElement {
     const key = this.ticker === undefined ? undefined : seriesKey(this.ticker, this.resolution)
     let redraw = false
     for (const change of changes) {
+      if (change.resolution === OVERVIEW_RESOLUTION) this.listDirty = true
       if (change.key !== key) continue
       if (change.kind === 'last' && change.bucket !== undefined) this.chart?.live(change.key, change.bucket)
       else redraw = true
@@ -146,6 +194,8 @@ export class PulseApp extends LitElement {
     this.renderScheduled = true
     requestAnimationFrame(() => {
       this.renderScheduled = false
+      if (this.listDirty) this.listRevision++
+      this.listDirty = false
       this.requestUpdate()
     })
   }
@@ -185,7 +235,6 @@ export class PulseApp extends LitElement {
     await this.updateComplete
     const metric = done(source)
     this.data.revalidate(ticker, resolution, 10_000).catch(() => {})
-    this.data.prefetch(this.tickers.filter((t) => t !== ticker).map((t) => [t, resolution] as const), 2).catch(() => {})
     return metric
   }
 
@@ -193,6 +242,7 @@ export class PulseApp extends LitElement {
     if (ticker === this.ticker) return
     this.ticker = ticker
     this.saveUi()
+    this.stream.resubscribe()
     if (!this.drawSelected(undefined)) {
       if (await this.data.loadCached(ticker, this.resolution)) this.drawSelected(undefined)
       else if ((await this.data.revalidate(ticker, this.resolution)) !== undefined) this.drawSelected(undefined)
@@ -209,6 +259,11 @@ export class PulseApp extends LitElement {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return
     const target = event.composedPath()[0]
     if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return
+    if (event.key === '/') {
+      event.preventDefault()
+      this.renderRoot.querySelector('pulse-ticker-list')?.focusSearch()
+      return
+    }
     const index = Number(event.key) - 1
     const resolution = RESOLUTIONS[index]
     if (!Number.isInteger(index) || resolution === undefined) return
@@ -220,18 +275,13 @@ export class PulseApp extends LitElement {
     if (document.visibilityState === 'hidden') this.data.persistNow().catch(() => {})
   }
 
-  private tickerRows (): TickerRow[] {
-    return this.tickers.map((ticker) => {
-      const series = this.data.store.get(ticker, this.resolution)
-      const { latest, previous } = latestPair(series)
-      const spark = (series?.buckets ?? []).slice(-30).map((b) => b.avg)
-      return {
-        ticker,
-        spark,
-        ...(latest === undefined ? {} : { avg: latest.avg, count: latest.count }),
-        ...(latest === undefined ? {} : { direction: directionOf(latest, previous) ?? 'flat' })
-      }
-    })
+  /** One row of the list: the ticker's overview series, built only for the rows on screen. */
+  private readonly rowOf = (ticker: string): TickerRow => {
+    const series = this.data.store.get(ticker, OVERVIEW_RESOLUTION)
+    const { latest, previous } = latestPair(series)
+    const spark = (series?.buckets ?? []).slice(-SPARK_BUCKETS).map((b) => b.avg)
+    if (latest === undefined) return { ticker, spark }
+    return { ticker, spark, avg: latest.avg, count: latest.count, direction: directionOf(latest, previous) ?? 'flat' }
   }
 
   private labelRows (): LabelRow[] {
@@ -265,8 +315,10 @@ export class PulseApp extends LitElement {
           <pulse-connection-status .state=${this.stream.state} .dataAt=${series?.freshAt ?? 0}></pulse-connection-status>
         </header>
         <nav class="panel tickers" aria-label="Tickers">
-          <h2 id="tickers-h">Tickers · ${this.resolution}</h2>
-          <pulse-ticker-list .rows=${this.tickerRows()} .selected=${this.ticker} .resolution=${this.resolution} @ticker-select=${(e: CustomEvent<string>) => { this.selectTicker(e.detail).catch(() => {}) }}></pulse-ticker-list>
+          <h2 id="tickers-h">Tickers · latest ${OVERVIEW_RESOLUTION}</h2>
+          <pulse-ticker-list .tickers=${this.tickers} .rowOf=${this.rowOf} .revision=${this.listRevision} .selected=${this.ticker}
+            @ticker-select=${(e: CustomEvent<string>) => { this.selectTicker(e.detail).catch(() => {}) }}
+            @visible-tickers=${(e: CustomEvent<string[]>) => this.onVisibleTickers(e.detail)}></pulse-ticker-list>
         </nav>
         <main class="panel chart-panel">
           <div class="toolbar">

@@ -18,6 +18,10 @@ export interface PulseMetrics {
   cacheWrites: number
   /** Renders of the app shell, to spot storms. */
   renders: number
+  /** Series the gateway holds for this page's stream, as its last `subscribed` reply said. */
+  subscriptions: number
+  /** The most it ever held. */
+  maxSubscriptions: number
 }
 
 declare global {
@@ -28,7 +32,7 @@ declare global {
 
 /** The page's metrics object, created on first use. */
 export function pulseMetrics (): PulseMetrics {
-  window.__pulseMetrics ??= { switches: [], events: 0, cacheWrites: 0, renders: 0 }
+  window.__pulseMetrics ??= { switches: [], events: 0, cacheWrites: 0, renders: 0, subscriptions: 0, maxSubscriptions: 0 }
   return window.__pulseMetrics
 }
 

@@ -5,6 +5,9 @@ import { DURATION_MS, type Resolution } from '../../../shared/timeseries/resolut
 export { isResolution, RESOLUTIONS, RETENTION_MS, type Resolution } from '../../../shared/timeseries/resolutions.js'
 export type { LabelCounts }
 
+/** Most `ticker#resolution` series one stream connection may watch: the gateway's own limit. */
+export { MAX_SUBSCRIPTIONS } from '../../../services/gateway/streaming/limits.js'
+
 /** Bucket length of each resolution, milliseconds. */
 export const RESOLUTION_MS = DURATION_MS
 

@@ -1,8 +1,11 @@
-import { fetchTickers, fetchTimeseries } from './api.js'
+import { fetchTickers, fetchTimeseries, readThrottle, RequestDropped } from './api.js'
 import { BucketCache } from './bucket-cache.js'
 import { pulseMetrics } from './metrics.js'
 import { type Bucket, type BucketEvent, type Resolution, seriesKey, type TickerSummary } from './model.js'
 import { type Series, SeriesStore } from './series-store.js'
+
+/** How far back the ticker list's overview (sparkline) reaches. */
+export const OVERVIEW_WINDOW_MS = 30 * 60_000
 
 /** One series changed: a live bucket at its end, late data in its past, or wholesale. */
 export interface SeriesChange {
@@ -34,6 +37,8 @@ export class PulseData {
   private readonly dirty = new Set<string>()
   private persistTimer: ReturnType<typeof setTimeout> | undefined
   private readonly persistDelayMs: number
+  /** When each ticker's overview window was last asked for, epoch ms. */
+  private readonly overviewAt = new Map<string, number>()
 
   constructor (private readonly options: PulseDataOptions) {
     this.persistDelayMs = options.persistDelayMs ?? 2000
@@ -73,7 +78,7 @@ export class PulseData {
     if (request === undefined) {
       request = (async () => {
         try {
-          const body = await fetchTimeseries(this.options.base, ticker, resolution)
+          const body = await fetchTimeseries(this.options.base, ticker, resolution, { priority: 'high' })
           const buckets = body.partial_bucket === null ? body.buckets : [...body.buckets, body.partial_bucket]
           const series = this.store.merge(ticker, resolution, buckets, 'network')
           if (series.origin === 'idb') series.origin = 'network'
@@ -103,6 +108,33 @@ export class PulseData {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) await this.revalidate(next[0], next[1], maxAgeMs)
     }
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+  }
+
+  /**
+   * The list's overview of one ticker: its 1m buckets of the last {@link OVERVIEW_WINDOW_MS},
+   * asked for at low priority and dropped unsent when `wanted()` turns false (the row
+   * scrolled away). Live events keep it current afterwards, so it is asked for again only
+   * after `maxAgeMs`. The window is not a whole history: it never sets `historyAt`.
+   */
+  async overview (ticker: string, wanted: () => boolean, maxAgeMs = 120_000): Promise<void> {
+    const asked = this.overviewAt.get(ticker)
+    if (asked !== undefined && Date.now() - asked < maxAgeMs) return
+    if ((this.store.get(ticker, '1m')?.historyAt ?? 0) > Date.now() - maxAgeMs) return
+    this.overviewAt.set(ticker, Date.now())
+    try {
+      const body = await fetchTimeseries(this.options.base, ticker, '1m', { startMs: Date.now() - OVERVIEW_WINDOW_MS, priority: 'low', wanted })
+      const buckets = body.partial_bucket === null ? body.buckets : [...body.buckets, body.partial_bucket]
+      const series = this.store.merge(ticker, '1m', buckets, 'stream')
+      this.emit([{ key: series.key, ticker, resolution: '1m', kind: 'all' }])
+    } catch (err) {
+      this.overviewAt.delete(ticker)
+      if (!(err instanceof RequestDropped)) console.warn(`Pulse: no overview for ${ticker}`, err)
+    }
+  }
+
+  /** History requests sent so far (all kinds), for the metrics object. */
+  get requestsSent (): number {
+    return readThrottle.sent
   }
 
   /** Folds a frame's worth of live events into memory and reports what changed. */
@@ -140,7 +172,8 @@ export class PulseData {
     for (const key of keys) {
       const [ticker, resolution] = key.split('#') as [string, Resolution]
       const series = this.store.get(ticker, resolution)
-      if (series === undefined || series.buckets.length === 0) continue
+      // Only whole histories are worth keeping: an overview window would draw a short chart on reload.
+      if (series === undefined || series.buckets.length === 0 || series.historyAt === 0) continue
       entries.push({ key, ticker, resolution, buckets: series.buckets, savedAt: series.freshAt })
     }
     if (this.cache === undefined || entries.length === 0) return

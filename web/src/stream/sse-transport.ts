@@ -1,13 +1,14 @@
-import { parseMessage, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
+import { parseMessage, sseSelection, type StreamMessage, type Subscription, type Transport, type TransportHandlers } from './transport.js'
 
 /**
  * Reads `/api/v2/stream` with `fetch` rather than `EventSource`, because only `fetch` can
  * send `Last-Event-ID` on a reconnection this client schedules itself (with backoff).
  */
-export function openEventStream (base: URL, subscription: Subscription, handlers: TransportHandlers): Transport {
+export function openEventStream (base: URL, subscription: Subscription, handlers: TransportHandlers, limit: number): Transport {
   const url = new URL('/api/v2/stream', base)
-  url.searchParams.set('resolutions', subscription.resolutions.join(','))
-  if (subscription.tickers.length > 0) url.searchParams.set('tickers', subscription.tickers.join(','))
+  const selection = sseSelection(subscription.series, limit)
+  url.searchParams.set('resolutions', selection.resolutions.join(','))
+  url.searchParams.set('tickers', selection.tickers.join(','))
   const abort = new AbortController()
   let opened = false
   let ended = false
@@ -42,6 +43,7 @@ export function openEventStream (base: URL, subscription: Subscription, handlers
   read().catch((err: unknown) => end((err as Error).message))
   return {
     kind: 'sse',
+    update: () => false,
     close: () => {
       ended = true
       abort.abort()

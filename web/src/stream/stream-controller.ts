@@ -13,8 +13,12 @@ export type ConnectionState = 'connecting' | 'live' | 'sse' | 'reconnecting' | '
 export interface StreamControllerOptions {
   /** Origin of the gateway. */
   base: URL
-  /** The current subscription (read at every connection). */
+  /** The current subscription (read at every connection and by {@link StreamController.resubscribe}). */
   subscription: () => Omit<Subscription, 'since'>
+  /** Most series one connection may watch (the gateway's limit). */
+  maxSubscriptions: number
+  /** How long an SSE connection waits before reconnecting for a changed selection. */
+  sseResubscribeMs?: number
   /** Each message, in arrival order. */
   onMessage: (message: StreamMessage) => void
   /** After each successful (re)connection. */
@@ -40,6 +44,7 @@ export class StreamController implements ReactiveController {
 
   private transport: Transport | undefined
   private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private resubscribeTimer: ReturnType<typeof setTimeout> | undefined
   private watchdog: ReturnType<typeof setTimeout> | undefined
   /** The browser refused WebSocket outright: use SSE for the rest of this page. */
   private wsBlocked = false
@@ -83,6 +88,23 @@ export class StreamController implements ReactiveController {
     this.connect('ws')
   }
 
+  /**
+   * Applies a changed subscription: at once on a WebSocket (the difference only); on SSE,
+   * which fixes its selection in the URL, by reconnecting with resume after a quiet moment,
+   * so scrolling the list does not reconnect on every row.
+   */
+  resubscribe (): void {
+    const transport = this.transport
+    if (transport === undefined) return
+    if (transport.update(this.options.subscription().series)) return
+    clearTimeout(this.resubscribeTimer)
+    this.resubscribeTimer = setTimeout(() => {
+      if (this.transport !== transport) return
+      this.stop()
+      this.connect(transport.kind)
+    }, this.options.sseResubscribeMs ?? 1500)
+  }
+
   private connect (kind: Transport['kind']): void {
     clearTimeout(this.retryTimer)
     this.retryTimer = undefined
@@ -91,6 +113,15 @@ export class StreamController implements ReactiveController {
     // Callbacks of a connection that has since been replaced or stopped are ignored.
     const attempt = ++this.attempt
     const current = (): boolean => this.attempt === attempt
+    // Live once the gateway confirmed what it streams: a WebSocket's subscription is a message
+    // the gateway may still be handling when the socket opens; an SSE stream is set up before it answers.
+    let confirmed = false
+    const confirm = (): void => {
+      if (confirmed) return
+      confirmed = true
+      this.setState(useKind === 'ws' ? 'live' : 'sse')
+      this.options.onConnected?.(useKind, subscription.since !== undefined)
+    }
     const handlers: TransportHandlers = {
       onOpen: () => {
         if (!current()) return
@@ -98,11 +129,12 @@ export class StreamController implements ReactiveController {
         this.backoff.reset()
         this.lastMessageAt = Date.now()
         this.armWatchdog()
-        this.setState(useKind === 'ws' ? 'live' : 'sse')
-        this.options.onConnected?.(useKind, subscription.since !== undefined)
+        if (useKind === 'sse' || subscription.series.length === 0) confirm()
       },
       onMessage: (message) => {
         if (!current()) return
+        // Any answer counts (an `error` too: a refused selection must not leave the page "connecting" forever).
+        if (message.type !== 'pong') confirm()
         this.lastMessageAt = Date.now()
         this.armWatchdog()
         if ((message.type === 'partial_bucket' || message.type === 'bucket_update' || message.type === 'heartbeat') && message.id !== undefined) {
@@ -117,7 +149,7 @@ export class StreamController implements ReactiveController {
         this.handleEnd(useKind, end)
       }
     }
-    this.transport = useKind === 'ws' ? openWebSocket(this.options.base, subscription, handlers) : openEventStream(this.options.base, subscription, handlers)
+    this.transport = useKind === 'ws' ? openWebSocket(this.options.base, subscription, handlers) : openEventStream(this.options.base, subscription, handlers, this.options.maxSubscriptions)
   }
 
   private handleEnd (kind: Transport['kind'], end: TransportEnd): void {
@@ -147,6 +179,7 @@ export class StreamController implements ReactiveController {
 
   private stop (): void {
     this.attempt++
+    clearTimeout(this.resubscribeTimer)
     clearTimeout(this.retryTimer)
     clearTimeout(this.watchdog)
     this.retryTimer = undefined
