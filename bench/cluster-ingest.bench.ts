@@ -7,6 +7,7 @@
  * Run: `npx tsx bench/cluster-ingest.bench.ts`.
  */
 import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { availableParallelism, loadavg } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BullmqIngestQueue } from '../shared/adapters/redis/bullmq-queue.js'
@@ -37,6 +38,18 @@ function batchOf (size: number, now: number): ScoredItem[] {
       source: SOURCES[Math.floor(Math.random() * SOURCES.length)] as string
     }
   })
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux; 0 elsewhere). */
+async function cpuSeconds (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100
+}
+
+async function cpuOf (pids: ReadonlyArray<number | undefined>): Promise<number> {
+  return (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0)
 }
 
 async function drained (queue: BullmqIngestQueue): Promise<void> {
@@ -73,13 +86,28 @@ try {
       for (let i = 0; i < 5; i++) await queue.enqueue(batchOf(BATCH, Date.now()), Date.now())
       await drained(queue)
       const batches = Array.from({ length: Math.ceil(ITEMS / BATCH) }, () => batchOf(BATCH, Date.now()))
+      const groups = { workers: workers.map((w) => w.pid()), redis: cluster.pids(), dynalite: [dynalite.pid()] }
+      const cpuBefore = await Promise.all(Object.values(groups).map(cpuOf))
       const started = process.hrtime.bigint()
       await Promise.all(batches.map(async (items) => await queue.enqueue(items, Date.now())))
       await drained(queue)
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      const cpu = (await Promise.all(Object.values(groups).map(cpuOf))).map((after, i) => (after - (cpuBefore[i] ?? 0)) / seconds)
       const itemsPerSecond = (batches.length * BATCH) / seconds
       if (count === 1) baseline = itemsPerSecond
-      rows.push({ workers: count, shards: SHARDS, items: batches.length * BATCH, seconds: Number(seconds.toFixed(2)), 'items/s': Math.round(itemsPerSecond), 'vs 1 worker': `${(itemsPerSecond / baseline).toFixed(2)}×` })
+      rows.push({
+        workers: count,
+        items: batches.length * BATCH,
+        seconds: Number(seconds.toFixed(2)),
+        'items/s': Math.round(itemsPerSecond),
+        'vs 1 worker': `${(itemsPerSecond / baseline).toFixed(2)}×`,
+        // Cores each group kept busy on average: how the two cores were shared.
+        'cores: workers': Number((cpu[0] ?? 0).toFixed(2)),
+        'redis-servers': Number((cpu[1] ?? 0).toFixed(2)),
+        dynalite: Number((cpu[2] ?? 0).toFixed(2)),
+        // Independent of how much of the machine the run got: the cost of an item.
+        'items per core-second': Math.round(itemsPerSecond / cpu.reduce((a, b) => a + b, 0))
+      })
     } finally {
       await Promise.all(workers.map(async (w) => await w.stop()))
       await queue.close()

@@ -29,6 +29,8 @@ export interface RedisCluster {
   nodes: RedisClusterNode[]
   /** Stops master `index` (SIGTERM, or SIGKILL with `kill`), waits `downMs`, starts it again and waits for `cluster_state:ok`. */
   restartMaster (index: number, options?: { downMs?: number, kill?: boolean }): Promise<void>
+  /** Process ids of the running redis-servers (to sample their CPU). */
+  pids (): number[]
   /** The node that serves `key`'s slot. */
   nodeOf (key: string): Promise<RedisClusterNode>
   /** Shuts every node down and removes the data directory. Safe to call twice. */
@@ -103,6 +105,9 @@ export async function startRedisCluster (t: Teardown, options: { masters?: numbe
       await sleep(restartOptions.downMs ?? 0)
       await launch(node.port)
       await allOk()
+    },
+    pids () {
+      return [...children.values()].flatMap((child) => child.pid === undefined || child.exitCode !== null ? [] : [child.pid])
     },
     async nodeOf (key) {
       const slot = Number((await cli(nodes[0]?.port ?? 0, 'cluster', 'keyslot', key)).trim())
