@@ -8,6 +8,7 @@ import {
 } from '../../shared/adapters/redis/index.js'
 import { bucketId, type ScoredItem, labelFor } from '../../shared/timeseries/index.js'
 import { differences, expectedBuckets } from '../helpers/expected.js'
+import { startDynaliteProcess, startPulseProcess } from '../helpers/processes.js'
 import { type RedisCluster, startRedisCluster } from '../helpers/redis-cluster.js'
 
 const DAY = 86_400_000
@@ -184,4 +185,28 @@ t.test('a repeatable job on the cluster runs once per interval', async (t) => {
   t.teardown(async () => { await a.close(); await b.close() })
   await until(() => runs.length >= 3, 20_000, 'three runs')
   t.equal(new Set(runs).size, runs.length, 'no run happened twice')
+})
+
+t.test('the rate limiter keeps its counters in the cluster: two gateways share one budget per client', async (t) => {
+  const dynalite = await startDynaliteProcess(t)
+  // The counter's key (@fastify/rate-limit: namespace, route, client address) on a master other than the seed node.
+  let pulseEnv = ''
+  let counter = ''
+  do {
+    pulseEnv = `t${randomUUID().slice(0, 8)}`
+    counter = `pulse:${pulseEnv}:rl:GET/api/v2/tickers-127.0.0.1`
+  } while ((await cluster.nodeOf(counter)).port === cluster.nodes[0]?.port)
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER: '1', DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: pulseEnv, RATE_LIMIT_READ: '6' }
+  const gateways = [await startPulseProcess(t, { role: 'gateway', env }), await startPulseProcess(t, { role: 'gateway', env })]
+  const statuses: number[] = []
+  for (let i = 0; i < 8; i++) {
+    const res = await fetch(`${gateways[i % 2]?.url ?? ''}/api/v2/tickers`)
+    statuses.push(res.status)
+    if (res.status === 429) t.match(await res.json(), { error: { code: 'PULSE_ERR_RATE_LIMITED' } })
+    else await res.arrayBuffer()
+  }
+  t.same(statuses, [200, 200, 200, 200, 200, 200, 429, 429], 'six requests per minute across both gateways, then 429')
+  const owner = new Redis((await cluster.nodeOf(counter)).port, '127.0.0.1')
+  t.teardown(() => owner.disconnect())
+  t.equal(await owner.get(counter), '8', 'the counter lives on the master of its slot')
 })
