@@ -160,9 +160,13 @@ export class BullmqIngestQueue implements IngestQueue {
     }), { waiting: 0, active: 0, failed: 0 })
   }
 
-  /** Every shard's queue answers (on a cluster, the node of each shard's slot). */
+  /**
+   * Redis answers. On a cluster that is any node: a master that is down holds up only its
+   * shard, and failing readiness for it would take every gateway out of service at once.
+   */
   async ping (): Promise<void> {
-    await Promise.all(this.#shards.map(async (queue) => await queue.count()))
+    const client = await this.queue.client
+    await client.runCommand('ping', [])
   }
 
   /** Lets the workers finish the batches in hand, then closes every connection. */

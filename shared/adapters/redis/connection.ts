@@ -160,13 +160,3 @@ export function bullmqConnection (target: RedisTarget, tuning: ConnectionTuning 
   const { seed, options } = clusterOptions({ ...target, cluster: target.cluster }, tuning)
   return new Cluster([seed], options)
 }
-
-/** Answers when every master answers PING (a single node: the node). */
-export async function pingAll (redis: RedisClient): Promise<void> {
-  if (redis instanceof Cluster) {
-    if (redis.status !== 'ready') await redis.ping()
-    await Promise.all(redis.nodes('master').map(async (node) => await node.ping()))
-    return
-  }
-  await redis.ping()
-}

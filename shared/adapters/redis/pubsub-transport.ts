@@ -1,6 +1,6 @@
 import { Cluster, type Redis } from 'ioredis'
 import type { SeriesKey } from '../../timeseries/index.js'
-import { closeConnection, execPipeline, openRedis, pingAll, type RedisClient, type RedisTarget } from './connection.js'
+import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisTarget } from './connection.js'
 import { RedisKeys } from './keys.js'
 
 /**
@@ -36,7 +36,10 @@ export interface PubSubTransport {
   onReconnecting (listener: (connection: 'pub' | 'sub') => void): void
   /** True when the subscribing connection can receive. */
   readonly subscriberReady: boolean
-  /** Resolves when Redis answers on the publishing connection (every master, on a cluster). */
+  /**
+   * Resolves when Redis answers on the publishing connection (on a cluster, any node: one
+   * master down silences only its channels, which is no reason to fail readiness).
+   */
   ping (): Promise<void>
   close (): Promise<void>
 }
@@ -62,7 +65,7 @@ abstract class TwoConnections<Sub extends RedisClient> {
   }
 
   async ping (): Promise<void> {
-    await pingAll(this.pub)
+    await this.pub.ping()
   }
 
   async close (): Promise<void> {
