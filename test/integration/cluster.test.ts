@@ -123,7 +123,9 @@ async function run (t: Test, setup: Setup): Promise<void> {
   t.same(hotProblems.slice(0, 20), [], `all ${expected.size} buckets in Redis equal the domain fold`)
   if (hotProblems.length > 0) t.comment(workerA.output().slice(-3000), workerB.output().slice(-3000))
 
-  await eventually(async () => (await hot.dirtyCount()) === 0 ? true : undefined, 30_000, 'write-behind to drain')
+  // A flush cut short by the fault (a killed worker, a master that went away) holds the
+  // buckets it took for its lease (60 s) before another flush takes them: wait beyond it.
+  await eventually(async () => (await hot.dirtyCount()) === 0 ? true : undefined, 90_000, 'write-behind to drain')
   const { doc, client } = createDynamoClients({ region: 'us-east-1', endpoint: dynalite.endpoint })
   const archive = new DynamoArchive({ client: doc, tableName: tableName(env.PULSE_ENV) })
   t.teardown(() => client.destroy())
