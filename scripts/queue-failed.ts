@@ -8,17 +8,17 @@ export interface FailedReport {
 }
 
 /**
- * `npm run queue:failed [-- --retry]`: lists the ingest batches that failed every try (in
- * cluster mode, `REDIS_URL` and `PULSE_ENV` as the workers have them); `--retry` puts them
- * back on the queue. Items keep their ids, so a batch that was partly folded is not
+ * `npm run queue:failed [-- --retry]`: lists the ingest batches that failed every try, in
+ * every ingest shard (in cluster mode, `REDIS_URL`, `REDIS_CLUSTER`, `INGEST_SHARDS` and
+ * `PULSE_ENV` as the workers have them); `--retry` puts them back on their queue. Items keep their ids, so a batch that was partly folded is not
  * counted twice.
  */
 export async function main (args: readonly string[], env: Record<string, string | undefined> = process.env): Promise<FailedReport> {
   const config = loadConfig(env)
   if (config.redisUrl === undefined) throw new Error('REDIS_URL: needed (the failed set lives in the cluster queue)')
-  const ingest = new BullmqIngestQueue({ url: config.redisUrl, env: config.env })
+  const ingest = new BullmqIngestQueue({ url: config.redisUrl, cluster: config.redisCluster, env: config.env, shards: config.ingestShards })
   try {
-    const jobs = await ingest.queue.getFailed()
+    const jobs = (await Promise.all(ingest.shardQueues.map(async (queue) => await queue.getFailed()))).flat()
     const failed = jobs.map((job) => ({
       id: job.id ?? '',
       items: job.data.items.length,

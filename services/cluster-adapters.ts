@@ -7,8 +7,9 @@ import type { Config } from '../shared/config/config.js'
 import type { PulseAdapters } from './adapters.js'
 
 /**
- * Cluster mode: Redis hot state (atomic Lua fold), Redis pub/sub, BullMQ ingest queue, and
- * the DynamoDB archive. With `DYNAMODB_ENDPOINT` set (dynalite, DynamoDB Local) a missing
+ * Cluster mode: Redis hot state (atomic Lua fold), Redis pub/sub, BullMQ ingest queue
+ * (`INGEST_SHARDS` queues), and the DynamoDB archive. Redis is one node, or with
+ * `REDIS_CLUSTER=1` a Redis Cluster (sharded pub/sub). With `DYNAMODB_ENDPOINT` set (dynalite, DynamoDB Local) a missing
  * table is created; on real DynamoDB the table comes from `npm run table:create`.
  */
 export async function createClusterAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
@@ -21,6 +22,8 @@ export async function createClusterAdapters (config: Config, log: Logger): Promi
   const archive = new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
   const redis = createRedisAdapters({
     redisUrl,
+    cluster: config.redisCluster,
+    ingestShards: config.ingestShards,
     env: config.env,
     dedupeWindowMs: config.dedupeWindowMs,
     queueLockMs: config.queueLockMs,

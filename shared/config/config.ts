@@ -14,6 +14,9 @@ export const EnvSchema = Type.Object({
   HOST: Type.Optional(Type.String({ minLength: 1 })),
   ROLE: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('gateway'), Type.Literal('worker')])),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_CLUSTER: Type.Optional(Flag),
+  REDIS_CLUSTER_NAT_MAP: Type.Optional(Type.String({ minLength: 1 })),
+  INGEST_SHARDS: Type.Optional(Count),
   DYNAMODB_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   AWS_REGION: Type.Optional(Type.String({ minLength: 1 })),
   PULSE_ENV: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,32}$' })),
@@ -50,6 +53,10 @@ export interface Config {
   role: 'all' | 'gateway' | 'worker'
   /** Set: cluster mode (Redis + BullMQ + DynamoDB). Unset: embedded mode. */
   redisUrl: string | undefined
+  /** Set (`REDIS_CLUSTER=1`): `redisUrl` is a seed node of a Redis Cluster, reached through `natMap` when given. */
+  redisCluster: { natMap?: Record<string, { host: string, port: number }> } | undefined
+  /** Number of ingest queues a batch is split over by ticker (`INGEST_SHARDS`). */
+  ingestShards: number
   dynamodbEndpoint: string | undefined
   awsRegion: string
   env: string
@@ -104,6 +111,22 @@ function list (text: string | undefined): string[] {
   return (text ?? '').split(/[\s,]+/).map((s) => s.trim()).filter((s) => s.length > 0)
 }
 
+/** Most ingest shards: each is a BullMQ queue every worker keeps a blocking connection to. */
+export const MAX_INGEST_SHARDS = 64
+/** Ingest shards on a Redis Cluster when `INGEST_SHARDS` is unset: spread over the masters. */
+export const DEFAULT_CLUSTER_INGEST_SHARDS = 4
+
+/** `announced-host:port=reachable-host:port,...` (`REDIS_CLUSTER_NAT_MAP`). */
+function parseNatMap (text: string): Record<string, { host: string, port: number }> {
+  const map: Record<string, { host: string, port: number }> = {}
+  for (const entry of list(text)) {
+    const match = /^([^\s=]+:\d{1,5})=([^\s=:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry)
+    if (match === null) throw new ConfigError('REDIS_CLUSTER_NAT_MAP', `${JSON.stringify(entry)} is not announced-host:port=reachable-host:port`)
+    map[match[1] as string] = { host: (match[2] as string).replace(/^\[|\]$/g, ''), port: Number(match[3]) }
+  }
+  return map
+}
+
 function flag (text: string | undefined, fallback: boolean): boolean {
   if (text === undefined) return fallback
   return text === '1' || text === 'true'
@@ -135,6 +158,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const port = Number(e.PORT ?? 3000)
   if (port > 65535) throw new ConfigError('PORT', `${port} is not a port`)
   const redisUrl = e.REDIS_URL
+  const clustered = flag(e.REDIS_CLUSTER, false)
+  if (clustered && redisUrl === undefined) throw new ConfigError('REDIS_CLUSTER', 'needs REDIS_URL, the address of one node of the cluster')
+  if (clustered && /^\/?[1-9]/.test(new URL(redisUrl as string).pathname)) throw new ConfigError('REDIS_URL', 'a Redis Cluster has no numbered databases: drop the path')
+  if (!clustered && e.REDIS_CLUSTER_NAT_MAP !== undefined) throw new ConfigError('REDIS_CLUSTER_NAT_MAP', 'only applies with REDIS_CLUSTER=1')
+  const redisCluster = clustered ? (e.REDIS_CLUSTER_NAT_MAP === undefined ? {} : { natMap: parseNatMap(e.REDIS_CLUSTER_NAT_MAP) }) : undefined
+  const ingestShards = Number(e.INGEST_SHARDS ?? (clustered ? DEFAULT_CLUSTER_INGEST_SHARDS : 1))
+  if (ingestShards < 1 || ingestShards > MAX_INGEST_SHARDS) throw new ConfigError('INGEST_SHARDS', `must be 1 to ${MAX_INGEST_SHARDS}`)
   const queueLockMs = Number(e.QUEUE_LOCK_MS ?? 30_000)
   if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
   const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)
@@ -155,6 +185,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     host: e.HOST ?? '0.0.0.0',
     role: e.ROLE ?? 'all',
     redisUrl,
+    redisCluster,
+    ingestShards,
     dynamodbEndpoint: e.DYNAMODB_ENDPOINT,
     awsRegion: e.AWS_REGION ?? 'us-east-1',
     env: e.PULSE_ENV ?? 'dev',

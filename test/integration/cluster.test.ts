@@ -1,26 +1,29 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { tableName } from '../../shared/adapters/dynamo/table.js'
-import { RedisHotState } from '../../shared/adapters/redis/index.js'
+import { ingestShardOf, RedisHotState } from '../../shared/adapters/redis/index.js'
 import { labelFor, type ScoredItem, toIsoSecond } from '../../shared/timeseries/index.js'
 import { differences, expectedBuckets } from '../helpers/expected.js'
 import { eventually, TEST_INGEST_KEY } from '../helpers/pulse.js'
 import { type ManagedProcess, startDynaliteProcess, startPulseProcess } from '../helpers/processes.js'
+import { startRedisCluster } from '../helpers/redis-cluster.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 import { WsWatcher } from '../helpers/ws-watcher.js'
 
-const TICKERS = ['AAPL', 'MSFT', 'NVDA']
 const WATCHED = ['1m', '1h', '24h']
 
+// Two full runs of real processes (single node, then Redis Cluster) on a shared machine.
+t.setTimeout(600_000)
+
 /** Items over the last two hours (so many are late for their 1m–1h buckets), 10% exact resends. */
-function makeItems (count: number, now: number): ScoredItem[] {
+function makeItems (count: number, now: number, tickers: readonly string[]): ScoredItem[] {
   const items: ScoredItem[] = []
   for (let i = 0; i < count; i++) {
     const score = Math.round(Math.sin(i * 7.3) * 1e6) / 1e6
-    items.push({ id: `c${i}`, ticker: TICKERS[i % TICKERS.length] as string, ts: now - Math.floor(((i * 7919) % 7200) * 1000), score, label: labelFor(score), source: ['tiingo', 'finnhub', 'newsapi'][i % 3] as string })
+    items.push({ id: `c${i}`, ticker: tickers[i % tickers.length] as string, ts: now - Math.floor(((i * 7919) % 7200) * 1000), score, label: labelFor(score), source: ['tiingo', 'finnhub', 'newsapi'][i % 3] as string })
   }
   const resends = items.filter((_, i) => i % 10 === 0).map((item) => ({ ...item }))
   const all = [...items, ...resends]
@@ -48,16 +51,41 @@ async function post (gateway: ManagedProcess, items: ScoredItem[]): Promise<void
   }
 }
 
-t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items exactly — also across a worker SIGKILL', async (t) => {
-  const redis = await startRedisServer(t)
+/**
+ * One item per ticker and minute of the last two hours: after a fault, every watched bucket
+ * changes once more, so a client ends with each bucket's final state even where an event
+ * was lost while a Redis master was down.
+ */
+function everyMinute (now: number, tickers: readonly string[]): ScoredItem[] {
+  return tickers.flatMap((ticker) => Array.from({ length: 120 }, (_, m) => {
+    const score = Math.round(Math.cos(m * 1.3) * 1e6) / 1e6
+    return { id: `m${m}`, ticker, ts: now - m * 60_000 - 1000, score, label: labelFor(score), source: 'tiingo' }
+  }))
+}
+
+/** The Redis a run uses, and the fault it goes through mid-stream. */
+interface Setup {
+  tickers: string[]
+  env: Record<string, string>
+  /** Connection of the checking hot state. */
+  redis: { url: string, cluster?: Record<string, never> }
+  /** Runs a third of the way through the stream; returns what it did. */
+  fault: (processes: { workerA: ManagedProcess }) => Promise<string>
+  /** Runs two thirds of the way through. */
+  recover: (processes: { workerA: ManagedProcess }) => Promise<string>
+  /** Posts one item per ticker and minute after the stream (see {@link everyMinute}). */
+  touchEveryBucket: boolean
+}
+
+async function run (t: Test, setup: Setup): Promise<void> {
+  const TICKERS = setup.tickers
   const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `c${randomBytes(3).toString('hex')}`, TICKERS: TICKERS.join(','), FLUSH_INTERVAL_MS: '500', QUEUE_LOCK_MS: '5000' }
-  const [gatewayA, gatewayB, workerA, workerB] = await Promise.all([
-    startPulseProcess(t, { role: 'gateway', env }),
-    startPulseProcess(t, { role: 'gateway', env }),
-    startPulseProcess(t, { role: 'worker', env }),
-    startPulseProcess(t, { role: 'worker', env })
-  ]) as [ManagedProcess, ManagedProcess, ManagedProcess, ManagedProcess]
+  const env = { ...setup.env, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `c${randomBytes(3).toString('hex')}`, TICKERS: TICKERS.join(','), FLUSH_INTERVAL_MS: '500', QUEUE_LOCK_MS: '5000' }
+  // One after another: four processes starting at once on a loaded machine can outlast the start timeout.
+  const gatewayA = await startPulseProcess(t, { role: 'gateway', env })
+  const gatewayB = await startPulseProcess(t, { role: 'gateway', env })
+  const workerA = await startPulseProcess(t, { role: 'worker', env })
+  const workerB = await startPulseProcess(t, { role: 'worker', env })
 
   const watchers = [new WsWatcher(), new WsWatcher()]
   await (watchers[0] as WsWatcher).connect(gatewayA.url, TICKERS, WATCHED)
@@ -65,24 +93,23 @@ t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items ex
   t.teardown(() => { for (const w of watchers) w.close() })
 
   const now = Date.now()
-  const items = makeItems(4000, now)
+  const items = makeItems(4000, now, TICKERS)
   const batches: ScoredItem[][] = []
   for (let i = 0; i < items.length; i += 100) batches.push(items.slice(i, i + 100))
   for (let i = 0; i < batches.length; i++) {
-    if (i === Math.floor(batches.length / 3)) {
-      await workerA.kill('SIGKILL')
-      t.comment('worker A killed with SIGKILL mid-stream')
-    }
-    if (i === Math.floor((2 * batches.length) / 3)) {
-      await workerA.start()
-      t.comment('worker A restarted')
-    }
+    if (i === Math.floor(batches.length / 3)) t.comment(await setup.fault({ workerA }))
+    if (i === Math.floor((2 * batches.length) / 3)) t.comment(await setup.recover({ workerA }))
     await post(i % 2 === 0 ? gatewayA : gatewayB, batches[i] as ScoredItem[])
   }
-  t.comment(`posted ${items.length} items (${batches.length} batches) through two gateways`)
+  if (setup.touchEveryBucket) {
+    const touches = everyMinute(now, TICKERS)
+    for (let i = 0; i < touches.length; i += 200) await post(i % 400 === 0 ? gatewayA : gatewayB, touches.slice(i, i + 200))
+    items.push(...touches)
+  }
+  t.comment(`posted ${items.length} items (${batches.length} batches and more) through two gateways`)
 
   const expected = expectedBuckets(items, Date.now())
-  const hot = new RedisHotState({ connection: redis.url, env: env.PULSE_ENV, dedupeWindowMs: 86_400_000 })
+  const hot = new RedisHotState({ connection: setup.redis.url, cluster: setup.redis.cluster, env: env.PULSE_ENV, dedupeWindowMs: 86_400_000 })
   t.teardown(async () => await hot.close())
   const refs = [...expected.values()].map((e) => e.ref)
 
@@ -96,7 +123,9 @@ t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items ex
   t.same(hotProblems.slice(0, 20), [], `all ${expected.size} buckets in Redis equal the domain fold`)
   if (hotProblems.length > 0) t.comment(workerA.output().slice(-3000), workerB.output().slice(-3000))
 
-  await eventually(async () => (await hot.dirtyCount()) === 0 ? true : undefined, 30_000, 'write-behind to drain')
+  // A flush cut short by the fault (a killed worker, a master that went away) holds the
+  // buckets it took for its lease (60 s) before another flush takes them: wait beyond it.
+  await eventually(async () => (await hot.dirtyCount()) === 0 ? true : undefined, 90_000, 'write-behind to drain')
   const { doc, client } = createDynamoClients({ region: 'us-east-1', endpoint: dynalite.endpoint })
   const archive = new DynamoArchive({ client: doc, tableName: tableName(env.PULSE_ENV) })
   t.teardown(() => client.destroy())
@@ -126,4 +155,49 @@ t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items ex
     t.same(served.map((b) => b.count).sort(), wanted.map((e) => e.aggregate.count).sort(), `history on ${gateway.url} matches`)
   }
   await workerB.stop()
+}
+
+t.test('cluster: 2 gateways + 2 workers fold shuffled, duplicated, late items exactly — also across a worker SIGKILL', async (t) => {
+  const redis = await startRedisServer(t)
+  await run(t, {
+    tickers: ['AAPL', 'MSFT', 'NVDA'],
+    env: { REDIS_URL: redis.url },
+    redis: { url: redis.url },
+    fault: async ({ workerA }) => {
+      await workerA.kill('SIGKILL')
+      return 'worker A killed with SIGKILL mid-stream'
+    },
+    recover: async ({ workerA }) => {
+      await workerA.start()
+      return 'worker A restarted'
+    },
+    touchEveryBucket: false
+  })
+})
+
+t.test('Redis Cluster: 2 gateways + 2 workers, 4 ingest shards, tickers on every master — exact across a master restart mid-stream', async (t) => {
+  const cluster = await startRedisCluster(t)
+  // Two tickers on each of the three masters, over all four ingest shards.
+  const tickers = ['AAPL', 'MSFT', 'GOOGL', 'TSLA', 'AMZN', 'JPM']
+  const masters = new Set(await Promise.all(tickers.map(async (ticker) => (await cluster.nodeOf(`{${ticker}}`)).port)))
+  t.equal(masters.size, cluster.nodes.length, 'the tickers live on every master')
+  t.equal(new Set(tickers.map((ticker) => ingestShardOf(ticker, 4))).size, 4, 'and go through every shard')
+  const aaplMaster = (await cluster.nodeOf('{AAPL}')).port
+  const restarted = cluster.nodes.findIndex((n) => n.port === aaplMaster)
+  let restarting: Promise<void> | undefined
+  await run(t, {
+    tickers,
+    env: { REDIS_URL: cluster.url, REDIS_CLUSTER: '1', INGEST_SHARDS: '4' },
+    redis: { url: cluster.url, cluster: {} },
+    fault: async () => {
+      // Producers keep posting while the master is down and coming back.
+      restarting = cluster.restartMaster(restarted, { kill: true, downMs: 1000 })
+      return `master ${aaplMaster} (holding AAPL's keys) killed with SIGKILL; down for 1 s, then restarted from its AOF`
+    },
+    recover: async () => {
+      await restarting
+      return 'the cluster is whole again'
+    },
+    touchEveryBucket: true
+  })
 })

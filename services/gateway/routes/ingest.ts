@@ -75,7 +75,8 @@ export default async function ingestRoutes (app: FastifyInstance): Promise<void>
       await app.pulse.queue.enqueue(checked.items, now)
     } catch (err) {
       request.log.error({ err }, 'enqueue failed')
-      throw new PulseError('PULSE_ERR_UNAVAILABLE', 'The ingest queue is unavailable; nothing was ingested, retry later')
+      // With several ingest shards, other shards may hold their part: a retry of the whole batch counts each item once.
+      throw new PulseError('PULSE_ERR_UNAVAILABLE', 'The ingest queue is unavailable; retry the whole batch later (no item is counted twice)')
     }
     return await reply.code(202).send({ accepted: checked.items.length })
   })

@@ -1,16 +1,40 @@
 import { randomUUID } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 import { type Job, Queue, Worker } from 'bullmq'
+import { Cluster } from 'ioredis'
 import type { BatchHandler, IngestQueue, QueueCounts } from '../../ports/index.js'
 import type { ScoredItem } from '../../timeseries/index.js'
-import { redisOptionsFromUrl } from './connection.js'
+import { bullmqConnection, closeConnection, type RedisClusterOptions, type RedisTarget } from './connection.js'
 
 /** Key prefix of every BullMQ queue; the hash tag keeps each queue's keys on one cluster slot. */
 export const BULLMQ_PREFIX = '{pulse}'
 
-export interface BullmqQueueOptions {
+/**
+ * Key prefix of ingest shard `shard`. Shard 0 keeps {@link BULLMQ_PREFIX}, so a single-shard
+ * deployment keeps its queue; each other shard has its own hash tag, so on a cluster the
+ * shards' keys land on different slots (and, slots being spread over masters, on different
+ * masters).
+ */
+export function ingestShardPrefix (shard: number): string {
+  return shard === 0 ? BULLMQ_PREFIX : `{pulse-${shard}}`
+}
+
+/** The ingest shard of a ticker: a stable hash, so every item of a ticker goes to one shard's queue. */
+export function ingestShardOf (ticker: string, shards: number): number {
+  return shards <= 1 ? 0 : crc32(ticker) % shards
+}
+
+export interface BullmqQueueOptions extends RedisTarget {
   url: string
+  /** Set: `url` is a seed node of a Redis Cluster. */
+  cluster?: RedisClusterOptions | undefined
   /** `PULSE_ENV`: the queue is `pulse-<env>-ingest`. */
   env: string
+  /**
+   * Number of ingest queues (`INGEST_SHARDS`, default 1): a batch is split by ticker into
+   * one job per shard, and a consumer works on every shard.
+   */
+  shards?: number
   /** Batches a worker folds at once (default 4). */
   concurrency?: number
   /**
@@ -43,50 +67,78 @@ interface JobData {
 }
 
 /**
- * The ingest queue on BullMQ: one job per accepted batch, retried with exponential
- * backoff; completed jobs are removed, failed ones kept for operators to inspect and retry.
+ * The ingest queue on BullMQ, in one or more shards: a batch becomes one job per shard it
+ * has items for, retried with exponential backoff; completed jobs are removed, failed ones
+ * kept for operators to inspect and retry. All shards' queues share one name and differ in
+ * their {@link ingestShardPrefix}.
  */
 export class BullmqIngestQueue implements IngestQueue {
   readonly name: string
   readonly #options: BullmqQueueOptions
-  readonly #queue: Queue<JobData>
+  readonly #shards: Array<Queue<JobData>>
   readonly #onError: (error: unknown, jobId?: string) => void
-  #worker: Worker<JobData> | undefined
+  /** Cluster connections this queue opened for BullMQ, which BullMQ shares and does not close. */
+  readonly #clusterConnections: Cluster[] = []
+  #workers: Array<Worker<JobData>> = []
 
   constructor (options: BullmqQueueOptions) {
     this.#options = options
     this.name = `pulse-${options.env}-ingest`
     this.#onError = options.onError ?? (() => {})
-    // BullMQ owns its connections, so closing during start-up cannot leave a stray error.
-    this.#queue = new Queue<JobData>(this.name, {
-      connection: redisOptionsFromUrl(options.url),
-      prefix: BULLMQ_PREFIX,
-      defaultJobOptions: {
-        attempts: options.attempts ?? 30,
-        backoff: { type: 'capped', delay: options.backoffMs ?? 500 },
-        removeOnComplete: true,
-        removeOnFail: false
-      }
+    // On a single node BullMQ owns its connections, so closing during start-up cannot leave a stray error.
+    const connection = this.#connection({})
+    this.#shards = Array.from({ length: Math.max(1, options.shards ?? 1) }, (_, shard) => {
+      const queue = new Queue<JobData>(this.name, {
+        connection,
+        prefix: ingestShardPrefix(shard),
+        defaultJobOptions: {
+          attempts: options.attempts ?? 30,
+          backoff: { type: 'capped', delay: options.backoffMs ?? 500 },
+          removeOnComplete: true,
+          removeOnFail: false
+        }
+      })
+      queue.on('error', (error) => this.#onError(error))
+      return queue
     })
-    this.#queue.on('error', (error) => this.#onError(error))
   }
 
-  /** Resolves with the job id once Redis has stored the job. */
+  /**
+   * Resolves with the job ids (comma-separated when the batch spans shards) once Redis has
+   * stored every job. If one shard fails, the others may still hold their part: a producer
+   * that retries the whole batch counts nothing twice, since the fold dedupes by item id.
+   */
   async enqueue (items: ScoredItem[], acceptedAt: number): Promise<string> {
-    const jobId = randomUUID()
-    await this.#queue.add('batch', { acceptedAt, items }, { jobId })
-    return jobId
+    const byShard = new Map<number, ScoredItem[]>()
+    for (const item of items) {
+      const shard = ingestShardOf(item.ticker, this.#shards.length)
+      const group = byShard.get(shard)
+      if (group === undefined) byShard.set(shard, [item])
+      else group.push(item)
+    }
+    const ids = await Promise.all([...byShard].map(async ([shard, group]) => {
+      const jobId = randomUUID()
+      await (this.#shards[shard] as Queue<JobData>).add('batch', { acceptedAt, items: group }, { jobId })
+      return jobId
+    }))
+    return ids.join(',')
   }
 
+  /** Works on every shard, each with its own BullMQ worker and `concurrency` batches at once. */
   async consume (handler: BatchHandler): Promise<void> {
-    if (this.#worker !== undefined) throw new Error(`already consuming ${this.name}`)
+    if (this.#workers.length > 0) throw new Error(`already consuming ${this.name}`)
     // BullMQ's blocking reads need a connection that retries forever.
-    const connection = { ...redisOptionsFromUrl(this.#options.url), maxRetriesPerRequest: null }
+    const connection = this.#connection({ maxRetriesPerRequest: null })
+    this.#workers = this.#shards.map((_, shard) => this.#work(shard, connection, handler))
+    await Promise.all(this.#workers.map(async (worker) => await worker.waitUntilReady()))
+  }
+
+  #work (shard: number, connection: ReturnType<typeof bullmqConnection>, handler: BatchHandler): Worker<JobData> {
     const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
       await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
     }, {
       connection,
-      prefix: BULLMQ_PREFIX,
+      prefix: ingestShardPrefix(shard),
       concurrency: this.#options.concurrency ?? 4,
       lockDuration: this.#options.lockDurationMs ?? 30_000,
       // Stalled batches are looked for as often as a lock can expire.
@@ -95,32 +147,51 @@ export class BullmqIngestQueue implements IngestQueue {
     })
     worker.on('error', (error) => this.#onError(error))
     worker.on('failed', (job, error) => this.#onError(error, job?.id))
-    this.#worker = worker
-    await worker.waitUntilReady()
+    return worker
   }
 
+  /** Summed over every shard. */
   async counts (): Promise<QueueCounts> {
-    const c = await this.#queue.getJobCounts('waiting', 'delayed', 'prioritized', 'paused', 'active', 'failed')
-    return {
-      waiting: (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
-      active: c.active ?? 0,
-      failed: c.failed ?? 0
-    }
+    const all = await Promise.all(this.#shards.map(async (queue) => await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'paused', 'active', 'failed')))
+    return all.reduce<QueueCounts>((sum, c) => ({
+      waiting: sum.waiting + (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
+      active: sum.active + (c.active ?? 0),
+      failed: sum.failed + (c.failed ?? 0)
+    }), { waiting: 0, active: 0, failed: 0 })
   }
 
+  /**
+   * Redis answers. On a cluster that is any node: a master that is down holds up only its
+   * shard, and failing readiness for it would take every gateway out of service at once.
+   */
   async ping (): Promise<void> {
-    const client = await this.#queue.client
+    const client = await this.queue.client
     await client.runCommand('ping', [])
   }
 
-  /** Lets the worker finish the batches in hand, then closes every connection. */
+  /** Lets the workers finish the batches in hand, then closes every connection. */
   async close (): Promise<void> {
-    await this.#worker?.close()
-    await this.#queue.close()
+    await Promise.all(this.#workers.map(async (worker) => await worker.close()))
+    await Promise.all(this.#shards.map(async (queue) => await queue.close()))
+    await Promise.all(this.#clusterConnections.map(closeConnection))
   }
 
-  /** The underlying BullMQ queue, for operators' tools (failed jobs, retries). */
+  /** The underlying BullMQ queue of shard 0, for operators' tools (failed jobs, retries). */
   get queue (): Queue<JobData> {
-    return this.#queue
+    return this.#shards[0] as Queue<JobData>
+  }
+
+  /** Every shard's BullMQ queue, in shard order. */
+  get shardQueues (): ReadonlyArray<Queue<JobData>> {
+    return this.#shards
+  }
+
+  #connection (tuning: { maxRetriesPerRequest?: null }): ReturnType<typeof bullmqConnection> {
+    const connection = bullmqConnection(this.#options, tuning)
+    if (connection instanceof Cluster) {
+      connection.on('error', (error: unknown) => this.#onError(error))
+      this.#clusterConnections.push(connection)
+    }
+    return connection
   }
 }

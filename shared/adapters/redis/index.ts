@@ -1,9 +1,11 @@
 import { BullmqIngestQueue } from './bullmq-queue.js'
+import type { RedisClusterOptions } from './connection.js'
 import { RedisBus } from './redis-bus.js'
 import { RedisHotState } from './redis-hot-state.js'
 import { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './repeatable-job.js'
 
-export { BullmqIngestQueue } from './bullmq-queue.js'
+export { BullmqIngestQueue, ingestShardOf, ingestShardPrefix } from './bullmq-queue.js'
+export { openRedis, type RedisClient, type RedisClusterOptions, type RedisTarget } from './connection.js'
 export { RedisBus } from './redis-bus.js'
 export { RedisHotState } from './redis-hot-state.js'
 export { RedisKeys } from './keys.js'
@@ -11,6 +13,10 @@ export { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './re
 
 export interface RedisAdapterOptions {
   redisUrl: string
+  /** Set (`REDIS_CLUSTER=1`): `redisUrl` is a seed node of a Redis Cluster. */
+  cluster?: RedisClusterOptions | undefined
+  /** Ingest queue shards (`INGEST_SHARDS`, default 1). */
+  ingestShards?: number
   /** `PULSE_ENV`; keys, channels and queue names carry it. */
   env: string
   dedupeWindowMs: number
@@ -34,13 +40,15 @@ export interface RedisAdapters {
 }
 
 export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapters {
-  const { redisUrl: url, env, onError } = options
+  const { redisUrl: url, cluster, env, onError } = options
   const errors = onError === undefined ? {} : { onError }
-  const hot = new RedisHotState({ connection: url, env, dedupeWindowMs: options.dedupeWindowMs, ...errors })
-  const bus = new RedisBus({ url, env, ...errors })
+  const hot = new RedisHotState({ connection: url, cluster, env, dedupeWindowMs: options.dedupeWindowMs, ...errors })
+  const bus = new RedisBus({ url, cluster, env, ...errors })
   const queue = new BullmqIngestQueue({
     url,
+    cluster,
     env,
+    shards: options.ingestShards ?? 1,
     ...errors,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     ...(options.queueLockMs === undefined ? {} : { lockDurationMs: options.queueLockMs })
@@ -51,7 +59,7 @@ export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapter
     bus,
     queue,
     async scheduleRepeatable (name, everyMs, fn) {
-      const job = await scheduleRepeatable({ url, env, ...errors }, name, everyMs, fn)
+      const job = await scheduleRepeatable({ url, cluster, env, ...errors }, name, everyMs, fn)
       jobs.push(job)
       return job
     },

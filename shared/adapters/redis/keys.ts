@@ -10,8 +10,11 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  * - `pulse:<env>:{AAPL}:seen` sorted set of item ids, scored by dedupe expiry (ms)
  * - `pulse:<env>:{AAPL}:dirty` sorted set of dirty bucket members (`5m:<start>`), scored by
  *   when they became dirty
- * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts)
- * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series
+ * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts,
+ *   so it needs no hash tag)
+ * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series on a single node (PUBLISH/SUBSCRIBE)
+ * - `pulse:<env>:{AAPL}:ch:AAPL#5m` sharded pub/sub channel of a series on a cluster
+ *   (SPUBLISH/SSUBSCRIBE): the hash tag keeps its messages on the shard that owns the series
  */
 export class RedisKeys {
   readonly #prefix: string
@@ -45,10 +48,16 @@ export class RedisKeys {
     return `${this.#prefix}:ch:${series}`
   }
 
-  /** The series a channel name belongs to, or `undefined` for another prefix. */
+  shardChannel (series: SeriesKey): string {
+    return `${this.#tag(series.slice(0, series.indexOf('#')))}:ch:${series}`
+  }
+
+  /** The series a channel name (either kind) belongs to, or `undefined` for another prefix. */
   seriesOfChannel (channel: string): string | undefined {
     const head = `${this.#prefix}:ch:`
-    return channel.startsWith(head) ? channel.slice(head.length) : undefined
+    if (channel.startsWith(head)) return channel.slice(head.length)
+    const sharded = /^\{[^{}]*\}:ch:/.exec(channel.startsWith(`${this.#prefix}:`) ? channel.slice(this.#prefix.length + 1) : '')
+    return sharded === null ? undefined : channel.slice(this.#prefix.length + 1 + sharded[0].length)
   }
 
   #tag (ticker: string): string {

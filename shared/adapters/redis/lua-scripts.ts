@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
+import type { RedisClient } from './connection.js'
 
 type Arg = string | number
 
@@ -42,7 +43,7 @@ function luaSource (file: string): string {
  * Defines Pulse's scripts as commands on a connection (ioredis sends EVALSHA and falls
  * back to EVAL once per connection).
  */
-export function defineScripts (redis: Redis): void {
+export function defineScripts (redis: RedisClient): void {
   for (const [command, file] of Object.entries(SCRIPTS)) {
     redis.defineCommand(command, { lua: luaSource(file) })
   }

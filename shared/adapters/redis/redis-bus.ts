@@ -1,12 +1,13 @@
-import { Redis } from 'ioredis'
 import type { BucketEvent, BucketListener, Bus, ResyncListener, Unsubscribe } from '../../ports/index.js'
 import { type SeriesKey, seriesKey } from '../../timeseries/index.js'
-import { RedisKeys } from './keys.js'
-import { closeConnection, execPipeline } from './connection.js'
+import type { RedisClusterOptions } from './connection.js'
+import { openPubSub, type PubSubTransport } from './pubsub-transport.js'
 
 export interface RedisBusOptions {
   url: string
-  /** `PULSE_ENV`: channels are `pulse:<env>:ch:TICKER#res`. */
+  /** Set: `url` is a seed node of a Redis Cluster, and the bus uses sharded pub/sub. */
+  cluster?: RedisClusterOptions | undefined
+  /** `PULSE_ENV`: channels are `pulse:<env>:ch:TICKER#res` (on a cluster `pulse:<env>:{TICKER}:ch:TICKER#res`). */
   env: string
   /** Called when a message cannot be parsed or a listener throws. */
   onError?: (error: unknown) => void
@@ -19,30 +20,30 @@ interface Channel {
 }
 
 /**
- * Pub/sub over Redis: one connection publishes, a dedicated one subscribes. Channels are
+ * Pub/sub over Redis (see {@link PubSubTransport}: classic on a single node, sharded on a
+ * cluster): one connection publishes, a dedicated one subscribes. Channels are
  * reference-counted per series; ioredis re-subscribes every channel after a reconnect, and
  * resync listeners hear of it once those subscriptions are active again.
  */
 export class RedisBus implements Bus {
-  readonly #pub: Redis
-  readonly #sub: Redis
-  readonly #keys: RedisKeys
+  readonly #transport: PubSubTransport
   readonly #channels = new Map<string, Channel>()
   readonly #onError: (error: unknown) => void
   readonly #resyncListeners = new Set<ResyncListener>()
-  /** Set when the subscribing connection closes: messages may be lost until it is back. */
-  #dropped = false
 
   constructor (options: RedisBusOptions) {
-    this.#keys = new RedisKeys(options.env)
     this.#onError = options.onError ?? (() => {})
-    this.#pub = new Redis(options.url)
-    this.#sub = new Redis(options.url, { autoResubscribe: true })
-    this.#pub.on('error', this.#onError)
-    this.#sub.on('error', this.#onError)
-    this.#sub.on('message', (channel: string, message: string) => this.#deliver(channel, message))
-    this.#sub.on('close', () => { this.#dropped = true })
-    this.#sub.on('ready', () => { if (this.#dropped) this.#resubscribed() })
+    this.#transport = openPubSub(options, options.env, this.#onError)
+    this.#transport.onMessage((channel, message) => this.#deliver(channel, message))
+    this.#transport.onResubscribed(() => {
+      for (const listener of this.#resyncListeners) {
+        try {
+          listener()
+        } catch (error) {
+          this.#onError(error)
+        }
+      }
+    })
   }
 
   onResync (listener: ResyncListener): () => void {
@@ -52,24 +53,22 @@ export class RedisBus implements Bus {
 
   /** Calls `listener` on each reconnection attempt of the publishing or the subscribing connection (metrics). */
   onReconnecting (listener: (connection: 'pub' | 'sub') => void): void {
-    this.#pub.on('reconnecting', () => listener('pub'))
-    this.#sub.on('reconnecting', () => listener('sub'))
+    this.#transport.onReconnecting(listener)
   }
 
   async publish (events: BucketEvent[]): Promise<void> {
     if (events.length === 0) return
-    const pipeline = this.#pub.pipeline()
-    for (const event of events) {
-      pipeline.publish(this.#keys.channel(seriesKey(event.bucket.ticker, event.bucket.resolution)), JSON.stringify(event))
-    }
-    await execPipeline(pipeline)
+    await this.#transport.publish(events.map((event) => [
+      this.#transport.channel(seriesKey(event.bucket.ticker, event.bucket.resolution)),
+      JSON.stringify(event)
+    ] as const))
   }
 
   async subscribe (series: SeriesKey, listener: BucketListener): Promise<Unsubscribe> {
-    const name = this.#keys.channel(series)
+    const name = this.#transport.channel(series)
     let channel = this.#channels.get(name)
     if (channel === undefined) {
-      channel = { listeners: new Set(), ready: this.#sub.subscribe(name) }
+      channel = { listeners: new Set(), ready: this.#transport.subscribe(name) }
       this.#channels.set(name, channel)
     }
     const entry = channel
@@ -96,14 +95,14 @@ export class RedisBus implements Bus {
   }
 
   async ping (): Promise<void> {
-    await this.#pub.ping()
-    if (this.#sub.status !== 'ready') throw new Error(`subscriber connection is ${this.#sub.status}`)
+    await this.#transport.ping()
+    if (!this.#transport.subscriberReady) throw new Error('the subscriber connection is not ready')
   }
 
   async close (): Promise<void> {
     this.#channels.clear()
     this.#resyncListeners.clear()
-    await Promise.all([closeConnection(this.#pub), closeConnection(this.#sub)])
+    await this.#transport.close()
   }
 
   async #leave (name: string, channel: Channel, listener: BucketListener): Promise<void> {
@@ -111,32 +110,8 @@ export class RedisBus implements Bus {
     if (channel.listeners.size > 0 || this.#channels.get(name) !== channel) return
     this.#channels.delete(name)
     // A later subscribe of the same series queues its SUBSCRIBE behind this on one connection.
-    if (this.#sub.status === 'ready') await this.#sub.unsubscribe(name)
-    else this.#sub.unsubscribe(name).catch(this.#onError)
-  }
-
-  /**
-   * ioredis emits `ready` before it re-sends the SUBSCRIBEs, on the same connection; a PING
-   * sent after them answers once Redis has applied them, so listeners that read the hot
-   * state on resync cannot fall between the read and the restored subscription.
-   */
-  #resubscribed (): void {
-    this.#dropped = false
-    setImmediate(() => {
-      this.#sub.ping().then(() => {
-        for (const listener of this.#resyncListeners) {
-          try {
-            listener()
-          } catch (error) {
-            this.#onError(error)
-          }
-        }
-      }, (error: unknown) => {
-        // Dropped again before the PING answered: the next `ready` resyncs.
-        this.#dropped = true
-        this.#onError(error)
-      })
-    })
+    if (this.#transport.subscriberReady) await this.#transport.unsubscribe(name)
+    else this.#transport.unsubscribe(name).catch(this.#onError)
   }
 
   #deliver (name: string, message: string): void {

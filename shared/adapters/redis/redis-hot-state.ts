@@ -1,15 +1,16 @@
-import { Redis } from 'ioredis'
 import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import { type Bucket, type BucketRef, groupByTicker, isResolution, type Resolution, type ScoredItem } from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
-import { closeConnection, execPipeline } from './connection.js'
+import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisClusterOptions } from './connection.js'
 import { parseFoldReply, planFold, planSeed } from './fold-plan.js'
 import { RedisKeys, dirtyMember } from './keys.js'
 import { defineScripts } from './lua-scripts.js'
 
 export interface RedisHotStateOptions {
   /** A URL (the adapter opens and closes its own connection) or a connection it borrows. */
-  connection: string | Redis
+  connection: string | RedisClient
+  /** With a URL: set when it names a seed node of a Redis Cluster. */
+  cluster?: RedisClusterOptions | undefined
   /** `PULSE_ENV`: every key starts with `pulse:<env>:`. */
   env: string
   dedupeWindowMs: number
@@ -40,7 +41,7 @@ function firstCopies (items: readonly ScoredItem[]): ScoredItem[] {
  * script dedupes per item and merges by the same law, byte for byte.
  */
 export class RedisHotState implements HotState {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #owned: boolean
   readonly #keys: RedisKeys
   readonly #dedupeWindowMs: number
@@ -49,7 +50,7 @@ export class RedisHotState implements HotState {
 
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
-    this.#redis = typeof options.connection === 'string' ? new Redis(options.connection) : options.connection
+    this.#redis = typeof options.connection === 'string' ? openRedis({ url: options.connection, cluster: options.cluster }) : options.connection
     this.#keys = new RedisKeys(options.env)
     this.#dedupeWindowMs = options.dedupeWindowMs
     this.#flushLeaseMs = options.flushLeaseMs ?? 60_000

@@ -1,9 +1,9 @@
 import { Queue, Worker } from 'bullmq'
+import { Cluster } from 'ioredis'
 import { BULLMQ_PREFIX } from './bullmq-queue.js'
-import { redisOptionsFromUrl } from './connection.js'
+import { bullmqConnection, closeConnection, type RedisTarget } from './connection.js'
 
-export interface RepeatableOptions {
-  url: string
+export interface RepeatableOptions extends RedisTarget {
   /** `PULSE_ENV`: the queue is `pulse-<env>-<name>`. */
   env: string
   onError?: (error: unknown) => void
@@ -28,7 +28,8 @@ export interface RepeatableJob {
 export async function scheduleRepeatable (options: RepeatableOptions, name: string, everyMs: number, fn: (run: RepeatableRun) => Promise<void>): Promise<RepeatableJob> {
   const onError = options.onError ?? (() => {})
   const queueName = `pulse-${options.env}-${name}`
-  const connection = { ...redisOptionsFromUrl(options.url), maxRetriesPerRequest: null }
+  const connection = bullmqConnection(options, { maxRetriesPerRequest: null })
+  if (connection instanceof Cluster) connection.on('error', onError)
   const queue = new Queue(queueName, { connection, prefix: BULLMQ_PREFIX })
   queue.on('error', onError)
   await queue.upsertJobScheduler(name, { every: everyMs }, {
@@ -45,6 +46,7 @@ export async function scheduleRepeatable (options: RepeatableOptions, name: stri
     async close () {
       await worker.close()
       await queue.close()
+      if (connection instanceof Cluster) await closeConnection(connection)
     }
   }
 }
