@@ -4,6 +4,19 @@ import { join } from 'node:path'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 
+/**
+ * Network bounds of every DynamoDB call. A call that cannot connect within
+ * `CONNECTION_TIMEOUT_MS`, or is not answered within `REQUEST_TIMEOUT_MS`, fails, and the
+ * SDK tries at most `MAX_ATTEMPTS` times: about 25 s in the worst case, well inside the
+ * 60 s write-behind lease, so a flusher gives up on a stalled write long before another
+ * may take its buckets. (Conditional writes keep a write that lands late harmless anyway.)
+ */
+export const DYNAMODB_TIMEOUTS = {
+  CONNECTION_TIMEOUT_MS: 2_000,
+  REQUEST_TIMEOUT_MS: 5_000,
+  MAX_ATTEMPTS: 3
+} as const
+
 export interface DynamoClientOptions {
   region: string
   /** Unset: real DynamoDB in `region`. Set: that endpoint (dynalite, DynamoDB Local, LocalStack). */
@@ -44,6 +57,12 @@ export function createDynamoClients (options: DynamoClientOptions, env: NodeJS.P
   const local = isLocalEndpoint(options.endpoint)
   const client = new DynamoDBClient({
     region: options.region,
+    maxAttempts: DYNAMODB_TIMEOUTS.MAX_ATTEMPTS,
+    requestHandler: {
+      connectionTimeout: DYNAMODB_TIMEOUTS.CONNECTION_TIMEOUT_MS,
+      requestTimeout: DYNAMODB_TIMEOUTS.REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true
+    },
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     ...(local && !hasAwsCredentials(env) ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {})
   })

@@ -13,6 +13,9 @@ export class MemoryHotState implements HotState {
   readonly #series = new Map<string, Map<number, Bucket>>()
   readonly #knownEmpty = new Set<string>()
   readonly #dirty = new Map<string, Bucket>()
+  /** Dirty buckets handed back with a delay: not taken before this time (epoch ms). */
+  readonly #parkedUntil = new Map<string, number>()
+  #finalizedTo: number | undefined
   /** Dedupe key → expiry; insertion order is expiry order because the window is fixed. */
   readonly #seen = new Map<string, number>()
   readonly #dedupeWindowMs: number
@@ -78,20 +81,36 @@ export class MemoryHotState implements HotState {
 
   async takeDirty (limit: number): Promise<Bucket[]> {
     const result: Bucket[] = []
-    for (const bucket of this.#dirty.values()) {
+    const now = Date.now()
+    for (const [id, bucket] of this.#dirty) {
       if (result.length >= limit) break
+      const parkedUntil = this.#parkedUntil.get(id)
+      if (parkedUntil !== undefined) {
+        if (parkedUntil > now) continue
+        this.#parkedUntil.delete(id)
+      }
       result.push(bucket)
     }
     return result
   }
 
-  /** Nothing to do: taking does not lease here. */
-  async release (_taken: BucketRef[]): Promise<void> {}
+  /** Taking does not lease here: only a delay has anything to do. */
+  async release (taken: BucketRef[], retryAfterMs = 0): Promise<void> {
+    for (const ref of taken) {
+      const id = bucketId(ref)
+      if (retryAfterMs > 0 && this.#dirty.has(id)) this.#parkedUntil.set(id, Date.now() + retryAfterMs)
+      else this.#parkedUntil.delete(id)
+    }
+  }
 
-  async markClean (written: Bucket[]): Promise<void> {
-    for (const bucket of written) {
+  async markClean (done: Bucket[]): Promise<void> {
+    for (const bucket of done) {
       const id = bucketId(bucket)
-      if (this.#dirty.get(id)?.rev === bucket.rev) this.#dirty.delete(id)
+      const dirty = this.#dirty.get(id)
+      if (dirty !== undefined && dirty.rev <= bucket.rev) {
+        this.#dirty.delete(id)
+        this.#parkedUntil.delete(id)
+      }
     }
   }
 
@@ -104,6 +123,13 @@ export class MemoryHotState implements HotState {
 
   async dirtyCount (): Promise<number> {
     return this.#dirty.size
+  }
+
+  async advanceFinalizedMark (to: number): Promise<number | null | undefined> {
+    const previous = this.#finalizedTo
+    if (previous !== undefined && previous >= to) return undefined
+    this.#finalizedTo = to
+    return previous ?? null
   }
 
   /** Drops buckets past their retention (dirty ones stay until written). */

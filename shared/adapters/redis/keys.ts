@@ -11,6 +11,7 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  * - `pulse:<env>:{AAPL}:dirty` sorted set of dirty bucket members (`5m:<start>`), scored by
  *   when they became dirty
  * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts)
+ * - `pulse:<env>:finalized-to` end of the last window the finalizer covered (epoch ms)
  * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series
  */
 export class RedisKeys {
@@ -39,6 +40,10 @@ export class RedisKeys {
 
   tickers (): string {
     return `${this.#prefix}:tickers`
+  }
+
+  finalizedTo (): string {
+    return `${this.#prefix}:finalized-to`
   }
 
   channel (series: SeriesKey): string {

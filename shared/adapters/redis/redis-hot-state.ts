@@ -23,6 +23,17 @@ export interface RedisHotStateOptions {
   flushLeaseMs?: number
 }
 
+type Arg = string | number
+
+/** A bucket this instance leased: its dirty-set member and the lease's end (its token). */
+interface Lease {
+  ref: BucketRef
+  member: string
+  leaseEnd: number
+  /** The score it had when taken, to hand it back to its place in line. */
+  score?: number
+}
+
 /** First copy of each id, as the idempotency rule wants. */
 function firstCopies (items: readonly ScoredItem[]): ScoredItem[] {
   const ids = new Set<string>()
@@ -46,6 +57,12 @@ export class RedisHotState implements HotState {
   readonly #dedupeWindowMs: number
 
   readonly #flushLeaseMs: number
+  /**
+   * Lease end of each bucket this instance took and has not yet handed back or marked
+   * clean, by bucket key: the token that tells its lease from a later one of another
+   * flusher.
+   */
+  readonly #leases = new Map<string, number>()
 
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
@@ -117,40 +134,51 @@ export class RedisHotState implements HotState {
     const pipeline = this.#redis.pipeline()
     for (const ticker of tickers) pipeline.pulseTakeDirty(1, this.#keys.dirty(ticker), limit, this.#flushLeaseMs)
     const lists = await execPipeline(pipeline)
-    const candidates: Array<{ ref: BucketRef, member: string, score: number }> = []
+    const candidates: Array<Lease & { score: number }> = []
     tickers.forEach((ticker, i) => {
-      const flat = lists[i] as string[]
+      const [leaseEnd, ...flat] = lists[i] as string[]
       for (let j = 0; j + 1 < flat.length; j += 2) {
         const member = flat[j] as string
         const at = member.indexOf(':')
         const resolution = member.slice(0, at)
         if (!isResolution(resolution)) continue
-        candidates.push({ ref: { ticker, resolution, start: Number(member.slice(at + 1)) }, member, score: Number(flat[j + 1]) })
+        const ref = { ticker, resolution, start: Number(member.slice(at + 1)) }
+        candidates.push({ ref, member, score: Number(flat[j + 1]), leaseEnd: Number(leaseEnd) })
       }
     })
     candidates.sort((a, b) => a.score - b.score)
     const taken = candidates.slice(0, limit)
-    // Leased beyond the limit: hand them back at once rather than after the lease.
-    await this.#release(candidates.slice(limit))
+    for (const lease of taken) this.#leases.set(this.#keys.bucket(lease.ref), lease.leaseEnd)
+    // Leased beyond the limit: back to their place in line at once rather than after the lease.
+    await this.#handBack(candidates.slice(limit), 0)
     const buckets = await this.get(taken.map((c) => c.ref))
     if (buckets.length < taken.length) await this.#dropExpiredDirty(taken.map((c) => c.ref), buckets)
     return buckets
   }
 
-  /** Ends the lease of taken buckets (never delays one whose lease already ended). */
-  async release (taken: BucketRef[]): Promise<void> {
-    if (taken.length === 0) return
-    const now = Date.now()
-    const pipeline = this.#redis.pipeline()
-    for (const ref of taken) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', 'LT', now, dirtyMember(ref))
-    await execPipeline(pipeline)
+  /** Ends this instance's lease of taken buckets; never touches another flusher's lease. */
+  async release (taken: BucketRef[], retryAfterMs = 0): Promise<void> {
+    const leases: Lease[] = []
+    for (const ref of taken) {
+      const key = this.#keys.bucket(ref)
+      const leaseEnd = this.#leases.get(key)
+      if (leaseEnd === undefined) continue
+      this.#leases.delete(key)
+      leases.push({ ref, member: dirtyMember(ref), leaseEnd })
+    }
+    await this.#handBack(leases, retryAfterMs)
   }
 
-  async markClean (written: Bucket[]): Promise<void> {
-    if (written.length === 0) return
+  async markClean (done: Bucket[]): Promise<void> {
+    if (done.length === 0) return
     const pipeline = this.#redis.pipeline()
-    for (const [ticker, group] of groupByTicker(written)) {
-      const args = group.flatMap((bucket) => [dirtyMember(bucket), String(bucket.rev)])
+    for (const [ticker, group] of groupByTicker(done)) {
+      const args = group.flatMap((bucket) => {
+        const key = this.#keys.bucket(bucket)
+        const leaseEnd = this.#leases.get(key)
+        this.#leases.delete(key)
+        return [dirtyMember(bucket), String(bucket.rev), leaseEnd === undefined ? '' : String(leaseEnd)]
+      })
       pipeline.pulseMarkClean(1 + group.length, this.#keys.dirty(ticker), ...group.map((b) => this.#keys.bucket(b)), ...args)
     }
     await execPipeline(pipeline)
@@ -175,6 +203,12 @@ export class RedisHotState implements HotState {
     return counts.reduce<number>((sum, n) => sum + Number(n), 0)
   }
 
+  async advanceFinalizedMark (to: number): Promise<number | null | undefined> {
+    const [moved, previous] = await this.#redis.pulseAdvanceFinalizedMark(1, this.#keys.finalizedTo(), to)
+    if (Number(moved) !== 1) return undefined
+    return previous === undefined || previous === '' ? null : Number(previous)
+  }
+
   async ping (): Promise<void> {
     await this.#redis.ping()
   }
@@ -183,14 +217,21 @@ export class RedisHotState implements HotState {
     if (this.#owned) await closeConnection(this.#redis)
   }
 
-  /** Dirty marks of buckets whose keys expired can never be written: forget them. */
-  async #release (leased: Array<{ ref: BucketRef, member: string, score: number }>): Promise<void> {
-    if (leased.length === 0) return
+  /** One script call per ticker: `score` set puts a bucket back in line, unset parks it `delayMs`. */
+  async #handBack (leases: Lease[], delayMs: number): Promise<void> {
+    if (leases.length === 0) return
+    const byTicker = new Map<string, Arg[]>()
+    for (const { ref, member, leaseEnd, score } of leases) {
+      let args = byTicker.get(ref.ticker)
+      if (args === undefined) byTicker.set(ref.ticker, args = [])
+      args.push(member, String(leaseEnd), score === undefined ? '' : String(score))
+    }
     const pipeline = this.#redis.pipeline()
-    for (const { ref, member, score } of leased) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', score, member)
+    for (const [ticker, args] of byTicker) pipeline.pulseHandBack(1, this.#keys.dirty(ticker), delayMs, ...args)
     await execPipeline(pipeline)
   }
 
+  /** Dirty marks of buckets whose keys expired can never be written: forget them. */
   async #dropExpiredDirty (refs: BucketRef[], present: Bucket[]): Promise<void> {
     const alive = new Set(present.map((b) => this.#keys.bucket(b)))
     const pipeline = this.#redis.pipeline()
