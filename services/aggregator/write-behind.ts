@@ -1,6 +1,25 @@
 import { LRUCache } from 'lru-cache'
-import type { Archive, HotState } from '../../shared/ports/index.js'
-import { type Bucket, bucketId } from '../../shared/timeseries/index.js'
+import type { Archive, FlushCadence, HotState } from '../../shared/ports/index.js'
+import { type Bucket, type Resolution, RESOLUTIONS, bucketId } from '../../shared/timeseries/index.js'
+
+/**
+ * Flush intervals between two archive writes of a bucket that keeps changing, per
+ * resolution. A 24 h bucket changes with every item about its ticker but nobody needs it
+ * in DynamoDB every second: the hot state serves it live. Every bucket is also written
+ * once promptly after it ends, so its final state never waits for the cadence. At the
+ * default 1 s interval: 1m buckets every 3 s, 5m every 10 s, 10m every 15 s, 1h and
+ * longer every 30 s.
+ */
+export const CADENCE_INTERVALS: Readonly<Record<Resolution, number>> = {
+  '1m': 3, '5m': 10, '10m': 15, '1h': 30, '3h': 30, '6h': 30, '12h': 30, '24h': 30
+}
+
+/** The cadence of each resolution, in ms, for a flush interval. */
+export function flushCadence (flushIntervalMs: number): Record<Resolution, number> {
+  const cadence = {} as Record<Resolution, number>
+  for (const resolution of RESOLUTIONS) cadence[resolution] = CADENCE_INTERVALS[resolution] * flushIntervalMs
+  return cadence
+}
 
 /** The pino methods the flusher logs with. */
 export interface FlushLogger {
@@ -14,6 +33,8 @@ export interface WriteBehindOptions {
   log: FlushLogger
   /** Time between flushes (config `flushIntervalMs`, default 1 s). */
   flushIntervalMs: number
+  /** Shortest time between two timed writes of one bucket, per resolution. Default {@link flushCadence}. */
+  cadenceMs?: FlushCadence
   /** Buckets taken from the dirty set per round. Default 500. */
   roundSize?: number
   /** Longest wait between failed flushes. Default 30 s. */
@@ -71,6 +92,7 @@ export class WriteBehind {
   readonly #intervalMs: number
   readonly #roundSize: number
   readonly #maxBackoffMs: number
+  readonly #cadenceMs: FlushCadence
   readonly #parkBaseMs: number
   readonly #maxParkMs: number
   readonly #onFlushed: WriteBehindOptions['onFlushed']
@@ -91,6 +113,7 @@ export class WriteBehind {
     this.#intervalMs = options.flushIntervalMs
     this.#roundSize = options.roundSize ?? 500
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000
+    this.#cadenceMs = options.cadenceMs ?? flushCadence(options.flushIntervalMs)
     this.#parkBaseMs = options.parkBaseMs ?? 1000
     this.#maxParkMs = options.maxParkMs ?? 5 * 60_000
     this.#onFlushed = options.onFlushed
@@ -106,16 +129,12 @@ export class WriteBehind {
     this.#schedule()
   }
 
-  /** Flushes at once (after any flush in progress); used on shutdown and by tests. */
+  /**
+   * Writes every dirty bucket at once, cadence or not (after any flush in progress); used
+   * on shutdown and by tests.
+   */
   async flushNow (): Promise<FlushResult> {
-    while (this.#running !== undefined) await this.#running.catch(() => undefined)
-    const running = this.#flushThenReport()
-    this.#running = running
-    try {
-      return await running
-    } finally {
-      if (this.#running === running) this.#running = undefined
-    }
+    return await this.#flushExclusive(undefined)
   }
 
   /** Stops the timer and writes what is still dirty. */
@@ -126,6 +145,18 @@ export class WriteBehind {
     return await this.flushNow()
   }
 
+  /** One flush at a time: a timed one waits for a flush in progress, and the other way round. */
+  async #flushExclusive (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
+    while (this.#running !== undefined) await this.#running.catch(() => undefined)
+    const running = this.#flushThenReport(cadenceMs)
+    this.#running = running
+    try {
+      return await running
+    } finally {
+      if (this.#running === running) this.#running = undefined
+    }
+  }
+
   #schedule (): void {
     if (this.#stopped) return
     const failures = this.#stats.consecutiveFailures
@@ -133,15 +164,15 @@ export class WriteBehind {
     // Jitter only when backing off, so workers do not hammer a recovering archive in step.
     const delay = failures === 0 ? backoff : backoff / 2 + Math.random() * backoff / 2
     this.#timer = setTimeout(() => {
-      this.flushNow()
+      this.#flushExclusive(this.#cadenceMs)
         .catch((err: unknown) => this.#log.warn({ err }, 'write-behind flush crashed'))
         .finally(() => this.#schedule())
     }, delay)
     this.#timer.unref()
   }
 
-  async #flushThenReport (): Promise<FlushResult> {
-    const result = await this.#flush()
+  async #flushThenReport (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
+    const result = await this.#flush(cadenceMs)
     try {
       await this.#onFlushed?.(result)
     } catch (err) {
@@ -150,13 +181,13 @@ export class WriteBehind {
     return result
   }
 
-  async #flush (): Promise<FlushResult> {
+  async #flush (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
     this.#stats.flushes++
     const handled = new Set<string>()
     const before = this.#stats.bucketsWritten + this.#stats.bucketsSuperseded
     let failed = false
     try {
-      await this.#drain(handled)
+      await this.#drain(handled, cadenceMs)
     } catch (err) {
       failed = true
       this.#stats.failedRounds++
@@ -173,10 +204,10 @@ export class WriteBehind {
    * Writes each dirty bucket at most once, in rounds; rejects when the archive stops
    * answering (what it did not write stays dirty for the next flush).
    */
-  async #drain (handled: Set<string>): Promise<void> {
+  async #drain (handled: Set<string>, cadenceMs: FlushCadence | undefined): Promise<void> {
     let limit = this.#roundSize
     for (;;) {
-      const taken = await this.#hot.takeDirty(limit)
+      const taken = await this.#hot.takeDirty(limit, cadenceMs)
       const fresh = taken.filter((bucket) => !handled.has(bucketId(bucket)))
       const round: Bucket[] = fresh.slice(0, this.#roundSize)
       // Taken but not written in this round: hand them back, or a leasing hot state would

@@ -10,6 +10,9 @@ export type FoldOutcome =
    */
   | { kind: 'needs-load', refs: BucketRef[] }
 
+/** Shortest time between two archive writes of one bucket, per resolution, in ms. */
+export type FlushCadence = Readonly<Partial<Record<Resolution, number>>>
+
 export interface FoldOptions {
   /** Clock for retention and `last_updated`, epoch ms. Adapters with a server clock may ignore it. */
   now: number
@@ -46,8 +49,13 @@ export interface HotState {
    * other flusher takes those buckets until the lease ends or the caller hands them back
    * ({@link HotState.markClean}, {@link HotState.release}); buckets parked by `release`
    * are not handed out before their time.
+   *
+   * With `cadenceMs`, a bucket written (marked clean) less than `cadenceMs[resolution]`
+   * ago is not handed out until that much time has passed since — unless it has ended
+   * since that write: a bucket that closed is handed out at once, so its final state is
+   * written promptly. Resolutions without a cadence are handed out whenever dirty.
    */
-  takeDirty (limit: number): Promise<Bucket[]>
+  takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]>
   /**
    * Hands back buckets `takeDirty` returned that the caller did not get into the archive.
    * They stay dirty and are handed out again after `retryAfterMs` (0, the default: at

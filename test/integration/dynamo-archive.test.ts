@@ -82,7 +82,7 @@ t.test('put writes each bucket with its own conditional call, get reads over 100
   const { archive } = await setup(t)
   const buckets = Array.from({ length: 260 }, (_, i) => bucket(i))
   const outcome = await archive.put(buckets)
-  t.equal(outcome.written.length, 260)
+  t.equal(outcome.written.length, 260, String(outcome.failure))
   t.equal(archive.stats.writes, 260)
   t.equal(archive.stats.writeCalls, 260)
   const found = await archive.get([...buckets, ...buckets.slice(0, 10)].map(refOf), T0)

@@ -7,13 +7,13 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 /**
  * Network bounds of every DynamoDB call. A call that cannot connect within
  * `CONNECTION_TIMEOUT_MS`, or is not answered within `REQUEST_TIMEOUT_MS`, fails, and the
- * SDK tries at most `MAX_ATTEMPTS` times: about 25 s in the worst case, well inside the
+ * SDK tries at most `MAX_ATTEMPTS` times: about 40 s in the worst case, inside the
  * 60 s write-behind lease, so a flusher gives up on a stalled write long before another
  * may take its buckets. (Conditional writes keep a write that lands late harmless anyway.)
  */
 export const DYNAMODB_TIMEOUTS = {
-  CONNECTION_TIMEOUT_MS: 2_000,
-  REQUEST_TIMEOUT_MS: 5_000,
+  CONNECTION_TIMEOUT_MS: 3_000,
+  REQUEST_TIMEOUT_MS: 10_000,
   MAX_ATTEMPTS: 3
 } as const
 

@@ -1,7 +1,7 @@
-import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
+import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  applyToBucket, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
+  applyToBucket, bucketEnd, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
 } from '../../timeseries/index.js'
 
 /**
@@ -15,6 +15,8 @@ export class MemoryHotState implements HotState {
   readonly #dirty = new Map<string, Bucket>()
   /** Dirty buckets handed back with a delay: not taken before this time (epoch ms). */
   readonly #parkedUntil = new Map<string, number>()
+  /** When each recently written bucket was marked clean (the flush cadence). */
+  readonly #writtenAt = new Map<string, number>()
   #finalizedTo: number | undefined
   /** Dedupe key → expiry; insertion order is expiry order because the window is fixed. */
   readonly #seen = new Map<string, number>()
@@ -79,7 +81,7 @@ export class MemoryHotState implements HotState {
     return result
   }
 
-  async takeDirty (limit: number): Promise<Bucket[]> {
+  async takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]> {
     const result: Bucket[] = []
     const now = Date.now()
     for (const [id, bucket] of this.#dirty) {
@@ -89,9 +91,20 @@ export class MemoryHotState implements HotState {
         if (parkedUntil > now) continue
         this.#parkedUntil.delete(id)
       }
+      if (!this.#due(id, bucket, cadenceMs, now)) continue
       result.push(bucket)
     }
     return result
+  }
+
+  /** The rule of {@link HotState.takeDirty}'s cadence, as lua/take-dirty.lua applies it. */
+  #due (id: string, bucket: Bucket, cadenceMs: FlushCadence | undefined, now: number): boolean {
+    const every = cadenceMs?.[bucket.resolution]
+    const writtenAt = this.#writtenAt.get(id)
+    if (every === undefined || writtenAt === undefined) return true
+    const end = bucketEnd(bucket.start, bucket.resolution)
+    if (end <= now && writtenAt < end) return true
+    return writtenAt + every <= now
   }
 
   /** Taking does not lease here: only a delay has anything to do. */
@@ -104,8 +117,10 @@ export class MemoryHotState implements HotState {
   }
 
   async markClean (done: Bucket[]): Promise<void> {
+    const now = Date.now()
     for (const bucket of done) {
       const id = bucketId(bucket)
+      this.#writtenAt.set(id, now)
       const dirty = this.#dirty.get(id)
       if (dirty !== undefined && dirty.rev <= bucket.rev) {
         this.#dirty.delete(id)
@@ -145,6 +160,10 @@ export class MemoryHotState implements HotState {
       if (!isRetained(Number(start), resolution, now)) this.#knownEmpty.delete(id)
     }
     this.#sweepSeen(now)
+    // Write times matter only within the longest cadence, far less than an hour.
+    for (const [id, at] of this.#writtenAt) {
+      if (at < now - 3_600_000) this.#writtenAt.delete(id)
+    }
   }
 
   async ping (): Promise<void> {}

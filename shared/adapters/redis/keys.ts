@@ -10,6 +10,8 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  * - `pulse:<env>:{AAPL}:seen` sorted set of item ids, scored by dedupe expiry (ms)
  * - `pulse:<env>:{AAPL}:dirty` sorted set of dirty bucket members (`5m:<start>`), scored by
  *   when they became dirty
+ * - `pulse:<env>:{AAPL}:written` sorted set of recently written bucket members, scored by
+ *   when they were written (the flush cadence)
  * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts)
  * - `pulse:<env>:finalized-to` end of the last window the finalizer covered (epoch ms)
  * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series
@@ -36,6 +38,10 @@ export class RedisKeys {
 
   dirty (ticker: string): string {
     return `${this.#tag(ticker)}:dirty`
+  }
+
+  written (ticker: string): string {
+    return `${this.#tag(ticker)}:written`
   }
 
   tickers (): string {

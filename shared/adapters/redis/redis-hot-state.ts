@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis'
-import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
-import { type Bucket, type BucketRef, groupByTicker, isResolution, type Resolution, type ScoredItem } from '../../timeseries/index.js'
+import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
+import {
+  type Bucket, type BucketRef, type Resolution, type ScoredItem, DURATION_MS, RESOLUTIONS, groupByTicker, isResolution
+} from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
 import { closeConnection, execPipeline } from './connection.js'
 import { parseFoldReply, planFold, planSeed } from './fold-plan.js'
@@ -25,13 +27,14 @@ export interface RedisHotStateOptions {
 
 type Arg = string | number
 
+/** How long a bucket's last write time is kept for the flush cadence: longer than any cadence. */
+const WRITTEN_KEEP_MS = 60 * 60_000
+
 /** A bucket this instance leased: its dirty-set member and the lease's end (its token). */
 interface Lease {
   ref: BucketRef
   member: string
   leaseEnd: number
-  /** The score it had when taken, to hand it back to its place in line. */
-  score?: number
 }
 
 /** First copy of each id, as the idempotency rule wants. */
@@ -63,6 +66,8 @@ export class RedisHotState implements HotState {
    * flusher.
    */
   readonly #leases = new Map<string, number>()
+  /** Where the next {@link RedisHotState.takeDirty} starts in the ticker list. */
+  #nextTicker = Math.floor(Math.random() * 1_000_000)
 
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
@@ -126,31 +131,50 @@ export class RedisHotState implements HotState {
     return buckets
   }
 
-  /** Oldest dirty buckets first, across every ticker that has any. */
-  async takeDirty (limit: number): Promise<Bucket[]> {
+  /**
+   * Shares `limit` out evenly among the tickers with dirty buckets, starting at a ticker
+   * that moves on with every call (and differs between processes), so neither a busy
+   * ticker nor another worker starves the rest. Each pass is one pipelined script call
+   * per ticker asked; a ticker that filled its share is asked again for what the others
+   * left, so a single busy ticker still fills a round.
+   */
+  async takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]> {
     if (limit <= 0) return []
-    const tickers = await this.#redis.smembers(this.#keys.tickers())
-    if (tickers.length === 0) return []
-    const pipeline = this.#redis.pipeline()
-    for (const ticker of tickers) pipeline.pulseTakeDirty(1, this.#keys.dirty(ticker), limit, this.#flushLeaseMs)
-    const lists = await execPipeline(pipeline)
-    const candidates: Array<Lease & { score: number }> = []
-    tickers.forEach((ticker, i) => {
-      const [leaseEnd, ...flat] = lists[i] as string[]
-      for (let j = 0; j + 1 < flat.length; j += 2) {
-        const member = flat[j] as string
-        const at = member.indexOf(':')
-        const resolution = member.slice(0, at)
-        if (!isResolution(resolution)) continue
-        const ref = { ticker, resolution, start: Number(member.slice(at + 1)) }
-        candidates.push({ ref, member, score: Number(flat[j + 1]), leaseEnd: Number(leaseEnd) })
-      }
-    })
-    candidates.sort((a, b) => a.score - b.score)
-    const taken = candidates.slice(0, limit)
+    const members = await this.#redis.smembers(this.#keys.tickers())
+    if (members.length === 0) return []
+    members.sort()
+    const first = this.#nextTicker++ % members.length
+    let candidates = [...members.slice(first), ...members.slice(0, first)]
+    const cadenceArgs: Arg[] = []
+    for (const resolution of RESOLUTIONS) {
+      const every = cadenceMs?.[resolution]
+      if (every !== undefined) cadenceArgs.push(resolution, DURATION_MS[resolution], every)
+    }
+    const taken: Lease[] = []
+    while (taken.length < limit && candidates.length > 0) {
+      const want = limit - taken.length
+      const asked = candidates.slice(0, Math.min(candidates.length, want))
+      const share = (i: number): number => Math.floor(want / asked.length) + (i < want % asked.length ? 1 : 0)
+      const pipeline = this.#redis.pipeline()
+      asked.forEach((ticker, i) => {
+        pipeline.pulseTakeDirty(2, this.#keys.dirty(ticker), this.#keys.written(ticker), share(i), this.#flushLeaseMs, cadenceArgs.length / 3, ...cadenceArgs)
+      })
+      const lists = await execPipeline(pipeline)
+      const full: string[] = []
+      asked.forEach((ticker, i) => {
+        const [leaseEnd, ...flat] = lists[i] as string[]
+        if (flat.length / 2 >= share(i)) full.push(ticker)
+        for (let j = 0; j + 1 < flat.length; j += 2) {
+          const member = flat[j] as string
+          const at = member.indexOf(':')
+          const resolution = member.slice(0, at)
+          if (!isResolution(resolution)) continue
+          taken.push({ ref: { ticker, resolution, start: Number(member.slice(at + 1)) }, member, leaseEnd: Number(leaseEnd) })
+        }
+      })
+      candidates = [...candidates.slice(asked.length), ...full]
+    }
     for (const lease of taken) this.#leases.set(this.#keys.bucket(lease.ref), lease.leaseEnd)
-    // Leased beyond the limit: back to their place in line at once rather than after the lease.
-    await this.#handBack(candidates.slice(limit), 0)
     const buckets = await this.get(taken.map((c) => c.ref))
     if (buckets.length < taken.length) await this.#dropExpiredDirty(taken.map((c) => c.ref), buckets)
     return buckets
@@ -179,7 +203,7 @@ export class RedisHotState implements HotState {
         this.#leases.delete(key)
         return [dirtyMember(bucket), String(bucket.rev), leaseEnd === undefined ? '' : String(leaseEnd)]
       })
-      pipeline.pulseMarkClean(1 + group.length, this.#keys.dirty(ticker), ...group.map((b) => this.#keys.bucket(b)), ...args)
+      pipeline.pulseMarkClean(2 + group.length, this.#keys.dirty(ticker), this.#keys.written(ticker), ...group.map((b) => this.#keys.bucket(b)), WRITTEN_KEEP_MS, ...args)
     }
     await execPipeline(pipeline)
   }
@@ -217,14 +241,14 @@ export class RedisHotState implements HotState {
     if (this.#owned) await closeConnection(this.#redis)
   }
 
-  /** One script call per ticker: `score` set puts a bucket back in line, unset parks it `delayMs`. */
+  /** One script call per ticker: each bucket becomes eligible again `delayMs` from now. */
   async #handBack (leases: Lease[], delayMs: number): Promise<void> {
     if (leases.length === 0) return
     const byTicker = new Map<string, Arg[]>()
-    for (const { ref, member, leaseEnd, score } of leases) {
+    for (const { ref, member, leaseEnd } of leases) {
       let args = byTicker.get(ref.ticker)
       if (args === undefined) byTicker.set(ref.ticker, args = [])
-      args.push(member, String(leaseEnd), score === undefined ? '' : String(score))
+      args.push(member, String(leaseEnd))
     }
     const pipeline = this.#redis.pipeline()
     for (const [ticker, args] of byTicker) pipeline.pulseHandBack(1, this.#keys.dirty(ticker), delayMs, ...args)
