@@ -7,14 +7,19 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 /**
  * Network bounds of every DynamoDB call. A call that cannot connect within
  * `CONNECTION_TIMEOUT_MS`, or is not answered within `REQUEST_TIMEOUT_MS`, fails, and the
- * SDK tries at most `MAX_ATTEMPTS` times: about 40 s in the worst case, inside the
+ * SDK tries at most `MAX_ATTEMPTS` times: about 45 s in the worst case, inside the
  * 60 s write-behind lease, so a flusher gives up on a stalled write long before another
  * may take its buckets. (Conditional writes keep a write that lands late harmless anyway.)
  */
 export const DYNAMODB_TIMEOUTS = {
-  CONNECTION_TIMEOUT_MS: 3_000,
+  CONNECTION_TIMEOUT_MS: 5_000,
   REQUEST_TIMEOUT_MS: 10_000,
-  MAX_ATTEMPTS: 3
+  MAX_ATTEMPTS: 3,
+  /**
+   * Sockets per endpoint. The connection timeout also runs while a call waits for a
+   * socket, so the pool is sized well above the calls Pulse keeps in flight.
+   */
+  MAX_SOCKETS: 256
 } as const
 
 export interface DynamoClientOptions {
@@ -61,7 +66,9 @@ export function createDynamoClients (options: DynamoClientOptions, env: NodeJS.P
     requestHandler: {
       connectionTimeout: DYNAMODB_TIMEOUTS.CONNECTION_TIMEOUT_MS,
       requestTimeout: DYNAMODB_TIMEOUTS.REQUEST_TIMEOUT_MS,
-      throwOnRequestTimeout: true
+      throwOnRequestTimeout: true,
+      httpAgent: { keepAlive: true, maxSockets: DYNAMODB_TIMEOUTS.MAX_SOCKETS },
+      httpsAgent: { keepAlive: true, maxSockets: DYNAMODB_TIMEOUTS.MAX_SOCKETS }
     },
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     ...(local && !hasAwsCredentials(env) ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {})
