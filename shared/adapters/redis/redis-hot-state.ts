@@ -260,7 +260,10 @@ export class RedisHotState implements HotState {
     const alive = new Set(present.map((b) => this.#keys.bucket(b)))
     const pipeline = this.#redis.pipeline()
     for (const ref of refs) {
-      if (!alive.has(this.#keys.bucket(ref))) pipeline.zrem(this.#keys.dirty(ref.ticker), dirtyMember(ref))
+      const key = this.#keys.bucket(ref)
+      if (alive.has(key)) continue
+      this.#leases.delete(key)
+      pipeline.zrem(this.#keys.dirty(ref.ticker), dirtyMember(ref))
     }
     await execPipeline(pipeline)
   }
