@@ -20,11 +20,11 @@ export interface MetricSources {
   /** Connections and subscriptions per transport (`ChannelHub.stats().transports`). */
   streams?: () => Partial<Record<Transport, { connections: number, subscriptions: number }>>
   /** `DynamoArchive.stats`. */
-  archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number }
+  archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number, superseded: number, rejected: number }
   /** Pings the archive (DynamoDB); its outage degrades a process without making it unready. */
   archivePing?: () => Promise<void>
   /** `WriteBehind.stats`. */
-  writeBehind?: () => { bucketsWritten: number, flushes: number, failedRounds: number, backlog: number }
+  writeBehind?: () => { bucketsWritten: number, bucketsParked: number, flushes: number, failedRounds: number, backlog: number }
 }
 
 /** Seconds from acceptance to a client socket: the SPEC target is p99 < 250 ms. */
@@ -153,9 +153,12 @@ export class PulseMetrics {
       collect () { if (sources.cache !== undefined) this.set(sources.cache.subscriptions) }
     }))
     this.#mirrored('pulse_dynamodb_items_written_total', 'Bucket items written to DynamoDB', () => sources.archive?.().writes)
-    this.#mirrored('pulse_dynamodb_write_calls_total', 'BatchWriteItem calls', () => sources.archive?.().writeCalls)
-    this.#mirrored('pulse_dynamodb_retries_total', 'DynamoDB write retries (throttling, unprocessed items, errors)', () => sources.archive?.().retries)
-    this.#mirrored('pulse_dynamodb_failed_puts_total', 'Archive writes that failed after every retry (the buckets stay dirty)', () => sources.archive?.().failedPuts)
+    this.#mirrored('pulse_dynamodb_write_calls_total', 'Conditional PutItem calls', () => sources.archive?.().writeCalls)
+    this.#mirrored('pulse_dynamodb_retries_total', 'DynamoDB batch read retries for unprocessed keys', () => sources.archive?.().retries)
+    this.#mirrored('pulse_dynamodb_failed_puts_total', 'Archive writes that stopped because DynamoDB did not answer (the buckets stay dirty)', () => sources.archive?.().failedPuts)
+    this.#mirrored('pulse_dynamodb_superseded_writes_total', 'Bucket writes refused because the table already held that rev or a newer one (another flusher was first)', () => sources.archive?.().superseded)
+    this.#mirrored('pulse_dynamodb_rejected_writes_total', 'Bucket writes DynamoDB refused for the item itself (e.g. over the item size limit)', () => sources.archive?.().rejected)
+    this.#mirrored('pulse_write_behind_parked_total', 'Times a bucket the archive refused was parked to be retried later, so the others keep flowing', () => sources.writeBehind?.().bucketsParked)
     this.#mirrored('pulse_write_behind_flushes_total', 'Write-behind flushes', () => sources.writeBehind?.().flushes)
     this.#mirrored('pulse_write_behind_failed_flushes_total', 'Write-behind flushes that stopped on an error', () => sources.writeBehind?.().failedRounds)
     this.#scraped.push(new Gauge({

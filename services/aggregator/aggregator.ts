@@ -31,7 +31,9 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     archive,
     log: log.child({ part: 'write-behind' }),
     flushIntervalMs: config.flushIntervalMs,
-    ...(afterFlush === undefined ? {} : { onFlushed: async () => await afterFlush() })
+    // The embedded journal is checkpointed only after a flush leaves nothing dirty, so
+    // embedded mode writes every change each interval (its archive is a local dynalite).
+    ...(afterFlush === undefined ? {} : { onFlushed: async () => await afterFlush(), cadenceMs: {} })
   })
   const finalizer = new Finalizer({ hot, bus, tickers: config.tickers, log: log.child({ part: 'finalizer' }), now })
   writeBehind.start()

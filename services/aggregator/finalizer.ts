@@ -1,3 +1,4 @@
+import pLimit from 'p-limit'
 import type { Bus, BucketEvent, HotState } from '../../shared/ports/index.js'
 import { type BucketRef, DURATION_MS, RESOLUTIONS, bucketEnd } from '../../shared/timeseries/index.js'
 
@@ -14,13 +15,15 @@ export interface FinalizerOptions {
   firstRunLookbackMs?: number
   /** Longest window any run covers, however long since the last one. Default 24 h. */
   maxCatchUpMs?: number
+  /** Tickers finalized at once (each is a hot-state read and a publish). Default 8. */
+  concurrency?: number
   /** Clock for the built-in timer. */
   now?: () => number
 }
 
 /** What one run did. */
 export interface FinalizeReport {
-  /** Bucket ends in `(from, to]` were finalized. */
+  /** Bucket ends in `(from, to]` were finalized; `from === to` when another process had already covered `to`. */
   from: number
   to: number
   /** Buckets published as final. */
@@ -46,16 +49,20 @@ function endedBetween (ticker: string, from: number, to: number): BucketRef[] {
  * sure the archive gets a state written after the end (stored `is_partial: false`).
  *
  * Window: a run at `now` covers bucket ends in `(from, to]`, where `to` is `now` rounded
- * down to the minute (every resolution ends on a whole minute) and `from` is the `to` of
- * this process's previous run, so consecutive runs neither overlap nor leave gaps. A
- * process's first run has no previous one: it looks back two intervals, enough to cover a
- * run missed around a restart without re-finalizing a whole day; a 24 h bucket is still
- * caught because its end, like every end, falls inside exactly one run's window. Catch-up
- * after a long pause is capped at `maxCatchUpMs`.
+ * down to the minute (every resolution ends on a whole minute) and `from` is the finalizer
+ * mark — the `to` of the previous run anywhere in the cluster, kept in the hot state
+ * ({@link HotState.advanceFinalizedMark}). Moving the mark is atomic, so however many
+ * workers run the job for a minute, one of them finalizes that window and the others find
+ * nothing to do; consecutive windows neither overlap nor leave gaps. With no mark (a new
+ * or emptied hot state) the run looks back two intervals, enough to cover a run missed
+ * around a restart without re-finalizing a whole day; a 24 h bucket is still caught
+ * because its end, like every end, falls inside exactly one window. Catch-up after a long
+ * pause is capped at `maxCatchUpMs`. The mark moves before the window is published: a
+ * worker that dies in between loses those final events (clients still read the buckets as
+ * final, since `is_partial` is derived from the clock) rather than the cluster sending
+ * them twice.
  *
- * `runOnce` is idempotent: a bucket finalized twice is published twice with the same state
- * and rewritten at most once. A cluster scheduler (a BullMQ repeatable job) calls it on any
- * worker and may pass `since` — the previous scheduled run — to make windows exact there.
+ * Tickers are finalized concurrently, at most `concurrency` at once.
  */
 export class Finalizer {
   readonly #hot: HotState
@@ -66,7 +73,7 @@ export class Finalizer {
   readonly #firstRunLookbackMs: number
   readonly #maxCatchUpMs: number
   readonly #now: () => number
-  #lastTo: number | undefined
+  readonly #concurrency: number
   #timer: NodeJS.Timeout | undefined
 
   constructor (options: FinalizerOptions) {
@@ -78,6 +85,7 @@ export class Finalizer {
     this.#firstRunLookbackMs = options.firstRunLookbackMs ?? 2 * this.#intervalMs
     this.#maxCatchUpMs = options.maxCatchUpMs ?? 24 * 60 * MINUTE
     this.#now = options.now ?? Date.now
+    this.#concurrency = options.concurrency ?? 8
   }
 
   /** Runs just after every interval boundary, so finals go out right after buckets end. */
@@ -97,16 +105,23 @@ export class Finalizer {
     this.#timer = undefined
   }
 
-  /** Finalizes every bucket of the configured tickers that ended in this run's window. */
+  /**
+   * Finalizes every bucket of the configured tickers that ended in this run's window.
+   * `since`, when given, sets the window's start instead of the mark (an explicit re-run:
+   * the buckets are published again with the same state).
+   */
   async runOnce (now: number, since?: number): Promise<FinalizeReport> {
     const to = Math.floor(now / MINUTE) * MINUTE
-    const from = Math.max(since ?? this.#lastTo ?? to - this.#firstRunLookbackMs, to - this.#maxCatchUpMs)
+    const mark = await this.#hot.advanceFinalizedMark(to)
+    if (mark === undefined && since === undefined) return { from: to, to, finalized: 0, rewritten: 0 }
+    const from = Math.max(since ?? mark ?? to - this.#firstRunLookbackMs, to - this.#maxCatchUpMs)
     const report: FinalizeReport = { from, to, finalized: 0, rewritten: 0 }
-    for (const ticker of this.#tickers) {
+    const limit = pLimit(this.#concurrency)
+    await Promise.all(this.#tickers.map(async (ticker) => await limit(async () => {
       const refs = endedBetween(ticker, from, to)
-      if (refs.length === 0) continue
+      if (refs.length === 0) return
       const buckets = await this.#hot.get(refs)
-      if (buckets.length === 0) continue
+      if (buckets.length === 0) return
       // A bucket changed after its end was already written as final by the write-behind.
       const stale = buckets.filter((bucket) => bucket.last_updated < bucketEnd(bucket.start, bucket.resolution))
       if (stale.length > 0) await this.#hot.markDirty(stale)
@@ -114,8 +129,7 @@ export class Finalizer {
       await this.#bus.publish(events)
       report.finalized += buckets.length
       report.rewritten += stale.length
-    }
-    this.#lastTo = Math.max(this.#lastTo ?? to, to)
+    })))
     return report
   }
 }

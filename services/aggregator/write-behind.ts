@@ -1,5 +1,25 @@
-import type { Archive, HotState } from '../../shared/ports/index.js'
-import { type Bucket, bucketId } from '../../shared/timeseries/index.js'
+import { LRUCache } from 'lru-cache'
+import type { Archive, FlushCadence, HotState } from '../../shared/ports/index.js'
+import { type Bucket, type Resolution, RESOLUTIONS, bucketId } from '../../shared/timeseries/index.js'
+
+/**
+ * Flush intervals between two archive writes of a bucket that keeps changing, per
+ * resolution. A 24 h bucket changes with every item about its ticker but nobody needs it
+ * in DynamoDB every second: the hot state serves it live. Every bucket is also written
+ * once promptly after it ends, so its final state never waits for the cadence. At the
+ * default 1 s interval: 1m buckets every 3 s, 5m every 10 s, 10m every 15 s, 1h and
+ * longer every 30 s.
+ */
+export const CADENCE_INTERVALS: Readonly<Record<Resolution, number>> = {
+  '1m': 3, '5m': 10, '10m': 15, '1h': 30, '3h': 30, '6h': 30, '12h': 30, '24h': 30
+}
+
+/** The cadence of each resolution, in ms, for a flush interval. */
+export function flushCadence (flushIntervalMs: number): Record<Resolution, number> {
+  const cadence = {} as Record<Resolution, number>
+  for (const resolution of RESOLUTIONS) cadence[resolution] = CADENCE_INTERVALS[resolution] * flushIntervalMs
+  return cadence
+}
 
 /** The pino methods the flusher logs with. */
 export interface FlushLogger {
@@ -13,10 +33,16 @@ export interface WriteBehindOptions {
   log: FlushLogger
   /** Time between flushes (config `flushIntervalMs`, default 1 s). */
   flushIntervalMs: number
+  /** Shortest time between two timed writes of one bucket, per resolution. Default {@link flushCadence}. */
+  cadenceMs?: FlushCadence
   /** Buckets taken from the dirty set per round. Default 500. */
   roundSize?: number
   /** Longest wait between failed flushes. Default 30 s. */
   maxBackoffMs?: number
+  /** First wait before a bucket the archive refused is tried again; doubles per refusal. Default 1 s. */
+  parkBaseMs?: number
+  /** Longest wait of a refused bucket. Default 5 minutes. */
+  maxParkMs?: number
   /** Runs after every flush, before the next can start (the embedded journal checkpoints here). */
   onFlushed?: (result: FlushResult) => Promise<void> | void
 }
@@ -25,6 +51,10 @@ export interface WriteBehindOptions {
 export interface WriteBehindStats {
   /** Bucket states handed to the archive successfully. */
   bucketsWritten: number
+  /** Bucket states the archive already held at the same or a newer rev (another flusher was first). */
+  bucketsSuperseded: number
+  /** Times a bucket the archive refused was parked to be retried later. */
+  bucketsParked: number
   flushes: number
   /** Flushes that stopped on a failed write or hot-state call; unwritten buckets stayed dirty. */
   failedRounds: number
@@ -36,6 +66,7 @@ export interface WriteBehindStats {
 
 /** What one flush did. */
 export interface FlushResult {
+  /** Buckets the archive now holds at the rev taken (written, or already there). */
   written: number
   failed: boolean
   backlog: number
@@ -44,9 +75,15 @@ export interface FlushResult {
 /**
  * Write-behind from the hot state to the archive. Every interval it drains the dirty set
  * in rounds and writes each dirty bucket's full current state once — however many items
- * changed it — so archive writes scale with distinct buckets, not with items. A failed
- * write leaves the buckets dirty (the hot state holds one entry per bucket, so the backlog
- * is bounded by distinct buckets) and the next flush waits longer, up to `maxBackoffMs`.
+ * changed it — so archive writes scale with distinct buckets, not with items.
+ *
+ * Any number of write-behinds may share one hot state: the archive refuses a state older
+ * than the one it holds, and a bucket refused that way counts as written for its rev.
+ * An archive that does not answer leaves the unwritten buckets dirty (the hot state holds
+ * one entry per bucket, so the backlog is bounded by distinct buckets) and the next flush
+ * waits longer, up to `maxBackoffMs`. A bucket the archive refuses for itself is parked
+ * — handed back to be retried after a wait that doubles with each refusal, up to
+ * `maxParkMs` — and the flush goes on, so one bad bucket never holds up the others.
  */
 export class WriteBehind {
   readonly #hot: HotState
@@ -55,8 +92,16 @@ export class WriteBehind {
   readonly #intervalMs: number
   readonly #roundSize: number
   readonly #maxBackoffMs: number
+  readonly #cadenceMs: FlushCadence
+  readonly #parkBaseMs: number
+  readonly #maxParkMs: number
   readonly #onFlushed: WriteBehindOptions['onFlushed']
-  readonly #stats: WriteBehindStats = { bucketsWritten: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0 }
+  readonly #stats: WriteBehindStats = {
+    bucketsWritten: 0, bucketsSuperseded: 0, bucketsParked: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0
+  }
+
+  /** Refusals in a row per bucket id, for the parking backoff (bounded: a leak would need that many bad buckets). */
+  readonly #refusals = new LRUCache<string, number>({ max: 10_000 })
   #timer: NodeJS.Timeout | undefined
   #running: Promise<FlushResult> | undefined
   #stopped = false
@@ -68,6 +113,9 @@ export class WriteBehind {
     this.#intervalMs = options.flushIntervalMs
     this.#roundSize = options.roundSize ?? 500
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000
+    this.#cadenceMs = options.cadenceMs ?? flushCadence(options.flushIntervalMs)
+    this.#parkBaseMs = options.parkBaseMs ?? 1000
+    this.#maxParkMs = options.maxParkMs ?? 5 * 60_000
     this.#onFlushed = options.onFlushed
   }
 
@@ -81,16 +129,12 @@ export class WriteBehind {
     this.#schedule()
   }
 
-  /** Flushes at once (after any flush in progress); used on shutdown and by tests. */
+  /**
+   * Writes every dirty bucket at once, cadence or not (after any flush in progress); used
+   * on shutdown and by tests.
+   */
   async flushNow (): Promise<FlushResult> {
-    while (this.#running !== undefined) await this.#running.catch(() => undefined)
-    const running = this.#flushThenReport()
-    this.#running = running
-    try {
-      return await running
-    } finally {
-      if (this.#running === running) this.#running = undefined
-    }
+    return await this.#flushExclusive(undefined)
   }
 
   /** Stops the timer and writes what is still dirty. */
@@ -101,6 +145,18 @@ export class WriteBehind {
     return await this.flushNow()
   }
 
+  /** One flush at a time: a timed one waits for a flush in progress, and the other way round. */
+  async #flushExclusive (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
+    while (this.#running !== undefined) await this.#running.catch(() => undefined)
+    const running = this.#flushThenReport(cadenceMs)
+    this.#running = running
+    try {
+      return await running
+    } finally {
+      if (this.#running === running) this.#running = undefined
+    }
+  }
+
   #schedule (): void {
     if (this.#stopped) return
     const failures = this.#stats.consecutiveFailures
@@ -108,15 +164,15 @@ export class WriteBehind {
     // Jitter only when backing off, so workers do not hammer a recovering archive in step.
     const delay = failures === 0 ? backoff : backoff / 2 + Math.random() * backoff / 2
     this.#timer = setTimeout(() => {
-      this.flushNow()
+      this.#flushExclusive(this.#cadenceMs)
         .catch((err: unknown) => this.#log.warn({ err }, 'write-behind flush crashed'))
         .finally(() => this.#schedule())
     }, delay)
     this.#timer.unref()
   }
 
-  async #flushThenReport (): Promise<FlushResult> {
-    const result = await this.#flush()
+  async #flushThenReport (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
+    const result = await this.#flush(cadenceMs)
     try {
       await this.#onFlushed?.(result)
     } catch (err) {
@@ -125,29 +181,34 @@ export class WriteBehind {
     return result
   }
 
-  async #flush (): Promise<FlushResult> {
+  async #flush (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {
     this.#stats.flushes++
-    const written = new Set<string>()
+    const handled = new Set<string>()
+    const before = this.#stats.bucketsWritten + this.#stats.bucketsSuperseded
     let failed = false
     try {
-      await this.#drain(written)
+      await this.#drain(handled, cadenceMs)
     } catch (err) {
       failed = true
       this.#stats.failedRounds++
-      this.#log.warn({ err, written: written.size }, 'write-behind flush failed; unwritten buckets stay dirty for the next flush')
+      this.#log.warn({ err, handled: handled.size }, 'write-behind flush failed; unwritten buckets stay dirty for the next flush')
     }
+    const written = this.#stats.bucketsWritten + this.#stats.bucketsSuperseded - before
     this.#stats.consecutiveFailures = failed ? this.#stats.consecutiveFailures + 1 : 0
     this.#stats.backlog = await this.#hot.dirtyCount().catch(() => this.#stats.backlog)
-    if (written.size > 0) this.#log.debug({ written: written.size, backlog: this.#stats.backlog }, 'write-behind flushed')
-    return { written: written.size, failed, backlog: this.#stats.backlog }
+    if (written > 0) this.#log.debug({ written, backlog: this.#stats.backlog }, 'write-behind flushed')
+    return { written, failed, backlog: this.#stats.backlog }
   }
 
-  /** Writes each dirty bucket at most once, in rounds; rejects on the first failed round. */
-  async #drain (written: Set<string>): Promise<void> {
+  /**
+   * Writes each dirty bucket at most once, in rounds; rejects when the archive stops
+   * answering (what it did not write stays dirty for the next flush).
+   */
+  async #drain (handled: Set<string>, cadenceMs: FlushCadence | undefined): Promise<void> {
     let limit = this.#roundSize
     for (;;) {
-      const taken = await this.#hot.takeDirty(limit)
-      const fresh = taken.filter((bucket) => !written.has(bucketId(bucket)))
+      const taken = await this.#hot.takeDirty(limit, cadenceMs)
+      const fresh = taken.filter((bucket) => !handled.has(bucketId(bucket)))
       const round: Bucket[] = fresh.slice(0, this.#roundSize)
       // Taken but not written in this round: hand them back, or a leasing hot state would
       // keep them from the next flush until their lease ran out.
@@ -160,17 +221,42 @@ export class WriteBehind {
         limit = taken.length + this.#roundSize
         continue
       }
+      let outcome
       try {
-        await this.#archive.put(round)
+        outcome = await this.#archive.put(round)
       } catch (err) {
         await this.#hot.release(round).catch(() => {})
         throw err
       }
-      for (const bucket of round) written.add(bucketId(bucket))
-      this.#stats.bucketsWritten += round.length
-      await this.#hot.markClean(round)
+      const done = [...outcome.written, ...outcome.superseded]
+      for (const bucket of done) {
+        handled.add(bucketId(bucket))
+        this.#refusals.delete(bucketId(bucket))
+      }
+      this.#stats.bucketsWritten += outcome.written.length
+      this.#stats.bucketsSuperseded += outcome.superseded.length
+      await this.#hot.markClean(done)
+      for (const { bucket, error } of outcome.rejected) {
+        handled.add(bucketId(bucket))
+        await this.#park(bucket, error)
+      }
+      if (outcome.failed.length > 0) {
+        await this.#hot.release(outcome.failed).catch(() => {})
+        throw outcome.failure ?? new Error('the archive did not write every bucket')
+      }
       // Skip past the re-dirtied buckets at the front next time, then a full round.
       limit = taken.length - fresh.length + this.#roundSize
     }
+  }
+
+  /** Hands a refused bucket back to be retried after a wait that doubles per refusal in a row. */
+  async #park (bucket: Bucket, error: unknown): Promise<void> {
+    const id = bucketId(bucket)
+    const refusals = (this.#refusals.get(id) ?? 0) + 1
+    this.#refusals.set(id, refusals)
+    const waitMs = Math.min(this.#maxParkMs, this.#parkBaseMs * 2 ** (refusals - 1))
+    this.#stats.bucketsParked++
+    this.#log.warn({ err: error, bucket: id, rev: bucket.rev, refusals, retryInMs: waitMs }, 'archive refused a bucket; parked, the others keep flowing')
+    await this.#hot.release([bucket], waitMs)
   }
 }

@@ -10,6 +10,9 @@ export type FoldOutcome =
    */
   | { kind: 'needs-load', refs: BucketRef[] }
 
+/** Shortest time between two archive writes of one bucket, per resolution, in ms. */
+export type FlushCadence = Readonly<Partial<Record<Resolution, number>>>
+
 export interface FoldOptions {
   /** Clock for retention and `last_updated`, epoch ms. Adapters with a server clock may ignore it. */
   now: number
@@ -40,20 +43,45 @@ export interface HotState {
   range (ticker: string, resolution: Resolution, from: number, to: number): Promise<Bucket[]>
   /** The loaded buckets among `refs` (missing ones are left out). */
   get (refs: BucketRef[]): Promise<Bucket[]>
-  /** Up to `limit` buckets changed since they were last written to the archive. */
-  takeDirty (limit: number): Promise<Bucket[]>
   /**
-   * Hands back buckets `takeDirty` returned that the caller will not write now, so they are
-   * eligible again at once (an adapter that leases taken buckets would otherwise hold them
-   * until the lease ends). They stay dirty.
+   * Up to `limit` buckets changed since they were last written to the archive, in their
+   * current state. An adapter shared by several flushers leases what it hands out, so no
+   * other flusher takes those buckets until the lease ends or the caller hands them back
+   * ({@link HotState.markClean}, {@link HotState.release}); buckets parked by `release`
+   * are not handed out before their time.
+   *
+   * With `cadenceMs`, a bucket written (marked clean) less than `cadenceMs[resolution]`
+   * ago is not handed out until that much time has passed since — unless it has ended
+   * since that write: a bucket that closed is handed out at once, so its final state is
+   * written promptly. Resolutions without a cadence are handed out whenever dirty.
    */
-  release (taken: BucketRef[]): Promise<void>
-  /** Clears the dirty mark of buckets written at these revs; later changes stay dirty. */
-  markClean (written: Bucket[]): Promise<void>
+  takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]>
+  /**
+   * Hands back buckets `takeDirty` returned that the caller did not get into the archive.
+   * They stay dirty and are handed out again after `retryAfterMs` (0, the default: at
+   * once). The write-behind parks a bucket the archive refused this way, so it cannot
+   * hold up the others. A bucket whose lease this caller no longer holds is left alone.
+   */
+  release (taken: BucketRef[], retryAfterMs?: number): Promise<void>
+  /**
+   * Records that the archive now holds these buckets at these revs, or newer ones (written
+   * by this caller or, refused as stale, by another flusher first). A bucket whose hot rev
+   * is not newer than the one given is clean and leaves the dirty set; one that changed
+   * since stays dirty and, when this caller still holds its lease, is eligible at once.
+   */
+  markClean (done: Bucket[]): Promise<void>
   /** Marks buckets dirty again (the finalizer uses it to write final states). */
   markDirty (refs: BucketRef[]): Promise<void>
   /** How many buckets wait for the write-behind. */
   dirtyCount (): Promise<number>
+  /**
+   * Moves the finalizer's mark — the end of the last window finalized — forward to `to`
+   * (epoch ms), atomically for every process sharing this hot state, so each window is
+   * finalized once however many workers run the finalizer. Resolves with the previous
+   * mark (`null` when there was none) when this caller moved it, so it now owns the window
+   * `(previous, to]`; `undefined` when the mark was already at or past `to`.
+   */
+  advanceFinalizedMark (to: number): Promise<number | null | undefined>
   ping (): Promise<void>
   close (): Promise<void>
 }

@@ -128,9 +128,18 @@ export function aggregateOf (item: ScoredItem): Aggregate {
   }
 }
 
+/**
+ * Most distinct sources a bucket keeps: the first `MAX_SOURCES` in sorted order. A bucket
+ * must stay well under DynamoDB's 400 KB item limit however many sources write about a
+ * ticker (64 sources of at most 32 characters are about 2 KB). Keeping the smallest K of
+ * a union is itself associative and commutative, so the merge law still holds. The Redis
+ * fold receives this same constant as an argument.
+ */
+export const MAX_SOURCES = 64
+
 function unionSorted (a: readonly string[], b: readonly string[]): string[] {
   if (b.length === 1 && a.includes(b[0] as string)) return a.slice()
-  return [...new Set([...a, ...b])].sort()
+  return [...new Set([...a, ...b])].sort().slice(0, MAX_SOURCES)
 }
 
 /**

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BatchGetCommand, BatchWriteCommand } from '@aws-sdk/lib-dynamodb'
+import { BatchGetCommand, PutCommand } from '@aws-sdk/lib-dynamodb'
 import { createDynamoClients, isLocalEndpoint } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { startDynalite } from '../../shared/adapters/dynamo/dynalite-server.js'
@@ -78,12 +78,13 @@ t.test('range is from <= start < to, with unaligned bounds', async (t) => {
   t.same(await starts(T0 + 500, T0 + 900), [])
 })
 
-t.test('put writes over 25 buckets in chunks, get reads over 100 keys in chunks', async (t) => {
+t.test('put writes each bucket with its own conditional call, get reads over 100 keys in chunks', async (t) => {
   const { archive } = await setup(t)
   const buckets = Array.from({ length: 260 }, (_, i) => bucket(i))
-  await archive.put(buckets)
+  const outcome = await archive.put(buckets)
+  t.equal(outcome.written.length, 260, String(outcome.failure))
   t.equal(archive.stats.writes, 260)
-  t.equal(archive.stats.writeCalls, Math.ceil(260 / 25))
+  t.equal(archive.stats.writeCalls, 260)
   const found = await archive.get([...buckets, ...buckets.slice(0, 10)].map(refOf), T0)
   t.strictSame(found.sort((a, b) => a.start - b.start), buckets, 'all 260, duplicate refs read once')
 })
@@ -114,18 +115,45 @@ t.test('range follows pagination', async (t) => {
   t.strictSame(await archive.range('AAPL', '1m', T0, T0 + 50 * 60_000, T0), buckets)
 })
 
-t.test('unprocessed items and keys are retried; put rejects when they stay unprocessed', async (t) => {
+t.test('a put never replaces a newer or equal rev: stale states are superseded, newer ones written', async (t) => {
+  const { archive } = await setup(t)
+  t.equal((await archive.put([bucket(0, '1m', 'AAPL', 5)])).written.length, 1)
+  const stale = { ...bucket(0, '1m', 'AAPL', 4), count: 1 }
+  const same = { ...bucket(0, '1m', 'AAPL', 5), count: 2 }
+  const fresh = bucket(1, '1m', 'AAPL', 1)
+  const outcome = await archive.put([stale, fresh])
+  t.strictSame(outcome.superseded, [stale], 'an older rev is refused')
+  t.strictSame(outcome.written, [fresh])
+  t.strictSame((await archive.put([same])).superseded, [same], 'so is the same rev')
+  t.strictSame(await archive.get([refOf(stale)], T0), [bucket(0, '1m', 'AAPL', 5)], 'the newest state stays')
+  const newer = { ...bucket(0, '1m', 'AAPL', 6), count: 99 }
+  t.strictSame((await archive.put([newer])).written, [newer])
+  t.equal((await archive.get([refOf(newer)], T0))[0]?.count, 99)
+  t.equal(archive.stats.superseded, 2)
+})
+
+t.test('a bucket DynamoDB refuses for itself is rejected alone; the others are written', async (t) => {
+  const { archive } = await setup(t)
+  // Over DynamoDB's 400 KB item limit: a state the archive can never store as it is.
+  const huge = { ...bucket(0), first: { ts: T0, id: 'x'.repeat(410_000) } }
+  const others = [1, 2, 3].map((i) => bucket(i))
+  const outcome = await archive.put([huge, ...others])
+  t.equal(outcome.rejected.length, 1)
+  t.equal(outcome.rejected[0]?.bucket, huge)
+  t.match(outcome.rejected[0]?.error, { name: 'ValidationException' })
+  t.strictSame(outcome.written.sort((a, b) => a.start - b.start), others)
+  t.strictSame(outcome.failed, [])
+  t.equal(archive.stats.rejected, 1)
+  t.equal(archive.stats.failedPuts, 0)
+})
+
+t.test('unprocessed keys are retried; an archive that stops answering fails the unwritten buckets', async (t) => {
   const { archive: plain, clients, name } = await setup(t)
-  let flakyCalls = 2
-  let alwaysFlaky = false
+  let flakyCalls = 0
+  let down = false
   const send = clients.doc.send.bind(clients.doc)
   const flaky = async (command: unknown): Promise<unknown> => {
-    if (command instanceof BatchWriteCommand && (alwaysFlaky || flakyCalls-- > 0)) {
-      const requests = command.input.RequestItems?.[name] ?? []
-      const half = Math.ceil(requests.length / 2)
-      if (!alwaysFlaky) await send(new BatchWriteCommand({ RequestItems: { [name]: requests.slice(0, half) } }))
-      return { UnprocessedItems: { [name]: alwaysFlaky ? requests : requests.slice(half) } }
-    }
+    if (command instanceof PutCommand && down) throw Object.assign(new Error('connect ECONNREFUSED'), { name: 'Error', code: 'ECONNREFUSED' })
     if (command instanceof BatchGetCommand && flakyCalls-- > 0) {
       const keys = command.input.RequestItems?.[name]?.Keys ?? []
       const out = await send(new BatchGetCommand({ RequestItems: { [name]: { Keys: keys.slice(0, 1) } } }))
@@ -135,18 +163,18 @@ t.test('unprocessed items and keys are retried; put rejects when they stay unpro
   }
   // The archive only calls send; the stub keeps the client's overloads out of the way.
   clients.doc.send = flaky as typeof clients.doc.send
-  const archive = new DynamoArchive({ client: clients.doc, tableName: name, baseDelayMs: 1, maxAttempts: 4 })
+  const archive = new DynamoArchive({ client: clients.doc, tableName: name, baseDelayMs: 1, maxAttempts: 4, writeConcurrency: 1 })
   const buckets = Array.from({ length: 20 }, (_, i) => bucket(i))
-  await archive.put(buckets)
-  t.equal(archive.stats.writes, 20)
-  t.equal(archive.stats.retries, 2)
+  t.equal((await archive.put(buckets)).written.length, 20)
   flakyCalls = 1
   t.equal((await archive.get(buckets.slice(0, 5).map(refOf), T0)).length, 5)
-  t.equal(archive.stats.retries, 3)
-  alwaysFlaky = true
-  await t.rejects(archive.put([bucket(30)]), { name: 'UnprocessedError' })
+  t.equal(archive.stats.retries, 1)
+  down = true
+  const outcome = await archive.put([bucket(30), bucket(31), bucket(32)])
+  t.equal(outcome.failed.length, 3, 'every unwritten bucket is failed')
+  t.match(outcome.failure, { code: 'ECONNREFUSED' })
+  t.equal(archive.stats.writeCalls, 21, 'after the first failure the rest are not tried')
   t.equal(archive.stats.failedPuts, 1)
-  t.equal(archive.stats.retries, 6, 'bounded: maxAttempts calls, so maxAttempts - 1 retries')
   t.strictSame(await plain.get([refOf(bucket(30))], T0), [], 'nothing written')
 })
 

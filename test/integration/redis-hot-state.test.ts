@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
 import {
-  type Bucket, type BucketRef, type ScoredItem,
+  type Aggregate, type Bucket, type BucketRef, type ScoredItem, MAX_SOURCES,
   applyToBucket, bucketStart, foldAggregate, groupByBucket, labelFor
 } from '../../shared/timeseries/index.js'
 import { startRedisServer } from '../helpers/redis-server.js'
@@ -120,6 +120,20 @@ t.test('needs-load changes nothing, not even dedupe state; seed never overwrites
   t.equal(grown.count, 6, 'folded on top of the archived bucket, not over it')
   t.equal(grown.rev, 8)
   t.strictSame(grown.sources, ['archive', 'tiingo'])
+})
+
+t.test('the fold keeps the first MAX_SOURCES sources, as the domain does', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1h') + 1000
+  const sources = Array.from({ length: MAX_SOURCES + 20 }, (_, i) => `src-${String(i).padStart(3, '0')}`)
+  const items = sources.map((source, i) => item(`s${i}`, ts + i, 0.1, source))
+  // In several batches, so the bound applies both to each batch and to the merge in Lua.
+  for (let i = 0; i < items.length; i += 9) await foldLoaded(hot, items.slice(i, i + 9).reverse(), now)
+  const [bucket] = await hot.get([{ ticker: 'AAPL', resolution: '1h', start: bucketStart(now, '1h') }])
+  t.strictSame(bucket?.sources, (foldAggregate(items) as Aggregate).sources)
+  t.equal(bucket?.sources.length, MAX_SOURCES)
+  t.equal(bucket?.count, items.length)
 })
 
 t.test('range is ascending with from inclusive and to exclusive', async (t) => {

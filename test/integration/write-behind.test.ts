@@ -160,7 +160,7 @@ t.test('buckets changed during a write wait for the next flush', async (t) => {
         refolded = true
         await fold(items.slice(300))
       }
-      await archive.put(buckets)
+      return await archive.put(buckets)
     },
     range: archive.range.bind(archive),
     get: archive.get.bind(archive),

@@ -98,3 +98,34 @@ t.test('a replayed batch sequence is skipped per bucket; dirty marks follow revs
   await hot.markClean(dirty)
   t.equal(await hot.dirtyCount(), 8, 'buckets changed after the flush read stay dirty')
 })
+
+t.test('write-behind side: parked buckets wait, clean means the archive holds that rev or newer, cadence holds back a recent write', async (t) => {
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  // Real time: parking and cadence are counted on the clock; clear of a minute's end, so no
+  // bucket ends while the test runs.
+  while (Date.now() % 60_000 > 55_000) await new Promise((resolve) => setTimeout(resolve, 100))
+  const now = Date.now()
+  const item = (id: string, ts: number): ScoredItem => ({ id, ticker: 'AAPL', ts, score: 0.5, label: 'positive', source: 'tiingo' })
+  const past = now - 20 * 60_000
+  const changed = await fold(hot, [item('a', now), item('p', past)], now)
+  const dirty = await hot.takeDirty(100)
+  t.equal(dirty.length, changed.length)
+
+  await hot.release(dirty.slice(0, 1), 60_000)
+  t.equal((await hot.takeDirty(100)).length, dirty.length - 1, 'a parked bucket is not handed out before its time')
+  await hot.release(dirty.slice(0, 1))
+  t.equal((await hot.takeDirty(100)).length, dirty.length, 'handed back without a wait, it is due again')
+
+  const [first] = dirty as [Bucket]
+  await hot.markClean([{ ...first, rev: first.rev - 1 }])
+  t.equal(await hot.dirtyCount(), dirty.length, 'an older rev written leaves the newer state dirty')
+  await hot.markClean(dirty)
+  t.equal(await hot.dirtyCount(), 0)
+
+  // Written just now, open or already ended when written: a cadence holds every one back.
+  const again = await fold(hot, [item('b', now), item('q', past)], now)
+  const hour = 60 * 60_000
+  const cadence = { '1m': hour, '5m': hour, '10m': hour, '1h': hour, '3h': hour, '6h': hour, '12h': hour, '24h': hour }
+  t.strictSame(await hot.takeDirty(100, cadence), [], 'with a cadence none is due')
+  t.equal((await hot.takeDirty(100)).length, again.length, 'without one all are')
+})

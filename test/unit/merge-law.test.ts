@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import {
-  type Aggregate, aggregateOf, compareIds, foldAggregate, mergeAggregates, type ScoredItem
+  type Aggregate, MAX_SOURCES, aggregateOf, compareIds, foldAggregate, mergeAggregates, type ScoredItem
 } from '../../shared/timeseries/index.js'
 import { itemArb } from '../helpers/items.js'
 
@@ -79,6 +79,19 @@ t.test('open and close are the scores of the first and last item by (timestamp, 
   t.same(agg.sources, ['x', 'y', 'z'])
   t.same(agg.label_counts, { positive: 3, neutral: 0, negative: 1 })
   sameAggregate(t, mergeAggregates(aggregateOf(items[3] as ScoredItem), foldAggregate(items.slice(0, 3)) as Aggregate), agg, 'merge in another order')
+})
+
+t.test('a bucket keeps the first MAX_SOURCES sources in order, however the items are split', async (t) => {
+  const sources = Array.from({ length: MAX_SOURCES * 2 + 7 }, (_, i) => `src-${String(i).padStart(3, '0')}`)
+  const items: ScoredItem[] = sources.map((source, i) => ({ id: `i${i}`, ticker: 'AAPL', ts: NOW + i, score: 0.1, label: 'positive', source }))
+  const whole = foldAggregate(shuffled(items, 7)) as Aggregate
+  t.strictSame(whole.sources, sources.slice(0, MAX_SOURCES), 'the smallest MAX_SOURCES, sorted')
+  t.equal(whole.count, items.length, 'every item still counts')
+  fc.assert(fc.property(fc.integer({ min: 1, max: items.length - 1 }), fc.integer(), (cut, seed) => {
+    const mixed = shuffled(items, seed)
+    const merged = mergeAggregates(foldAggregate(mixed.slice(0, cut)) as Aggregate, foldAggregate(mixed.slice(cut)) as Aggregate)
+    return JSON.stringify(merged.sources) === JSON.stringify(whole.sources)
+  }), { numRuns: 200 })
 })
 
 t.test('ids order by code point, as UTF-8 bytes do', async (t) => {

@@ -1,30 +1,46 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
 import {
-  type BatchGetCommandInput, type BatchWriteCommandInput, type DynamoDBDocumentClient,
-  BatchGetCommand, BatchWriteCommand, QueryCommand
+  type BatchGetCommandInput, type DynamoDBDocumentClient,
+  BatchGetCommand, PutCommand, QueryCommand
 } from '@aws-sdk/lib-dynamodb'
+import pLimit from 'p-limit'
 import type { Config } from '../../config/config.js'
-import type { Archive } from '../../ports/index.js'
+import { faultPoint } from '../../fault-points.js'
+import type { Archive, PutOutcome } from '../../ports/index.js'
 import { type Bucket, type BucketRef, type Resolution, bucketId, seriesKey, toIsoSecond } from '../../timeseries/index.js'
 import { bucketKey, bucketToItem, itemToBucket } from './bucket-item.js'
 import { createDynamoClients, isLocalEndpoint } from './client.js'
 import { tableName } from './table.js'
 
-/** BatchWriteItem takes at most 25 requests, BatchGetItem at most 100 keys. */
-const WRITE_CHUNK = 25
+/** BatchGetItem takes at most 100 keys. */
 const GET_CHUNK = 100
+
+/**
+ * A put replaces the stored item only when it is older: written before (`attribute_not_exists`)
+ * or at a lower `rev`. Writers may arrive in any order; the newest rev stays.
+ */
+const NEWER_REV_ONLY = 'attribute_not_exists(PK) OR #rev < :rev'
+
+/** DynamoDB's answers that are about the item itself (too large, malformed), not the service. */
+const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException'])
+
+function errorName (err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'name' in err && typeof err.name === 'string' ? err.name : undefined
+}
 
 export interface DynamoArchiveOptions {
   client: DynamoDBDocumentClient
   tableName: string
-  /** Batch calls per chunk, the first included, before unprocessed items fail the put. Default 8. */
+  /** BatchGetItem calls per chunk, the first included, before unprocessed keys fail the read. Default 8. */
   maxAttempts?: number
   /** Backoff before the first retry; doubles per attempt, full jitter. Default 25 ms. */
   baseDelayMs?: number
   /** Largest backoff. Default 2 s. */
   maxDelayMs?: number
-  /** Batch calls in flight at once. Default 4. */
+  /** Batch reads in flight at once. Default 4. */
   concurrency?: number
+  /** Conditional PutItem calls in flight at once. Default 16. */
+  writeConcurrency?: number
   /** Query page size; unset lets DynamoDB page at 1 MB. */
   pageSize?: number
   /** Clock for the stored `is_partial`. */
@@ -35,14 +51,18 @@ export interface DynamoArchiveOptions {
 
 /** Counters for metrics, monotonic since the archive was created. */
 export interface ArchiveStats {
-  /** Bucket items written (each PutRequest that DynamoDB processed). */
+  /** Bucket items written. */
   writes: number
-  /** BatchWriteItem calls made. */
+  /** PutItem calls made. */
   writeCalls: number
-  /** Batch calls repeated for unprocessed items or keys. */
+  /** Batch reads repeated for unprocessed keys. */
   retries: number
-  /** Puts rejected because items stayed unprocessed or a call failed. */
+  /** Puts that left buckets unwritten because DynamoDB did not answer. */
   failedPuts: number
+  /** Writes refused because the table already held that rev or a newer one. */
+  superseded: number
+  /** Writes DynamoDB refused for the item itself (e.g. over the 400 KB item limit). */
+  rejected: number
 }
 
 /** Items that DynamoDB left unprocessed after every attempt. */
@@ -53,7 +73,6 @@ export class UnprocessedError extends Error {
   }
 }
 
-type WriteRequests = NonNullable<BatchWriteCommandInput['RequestItems']>[string]
 type KeysAndAttributes = NonNullable<BatchGetCommandInput['RequestItems']>[string]
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -92,8 +111,11 @@ function nowSeconds (now: number): number {
 }
 
 /**
- * The archive on DynamoDB (or dynalite) through the document client: full bucket states
- * written with BatchWriteItem, unprocessed items retried with backoff and jitter.
+ * The archive on DynamoDB (or dynalite) through the document client. Full bucket states
+ * are written with conditional PutItem calls, several in flight at once, because
+ * BatchWriteItem cannot carry a condition and TransactWriteItems fails as a whole when one
+ * condition fails; the SDK retries throttling and server errors within the client's
+ * timeouts (see `client.ts`).
  */
 export class DynamoArchive implements Archive {
   readonly #client: DynamoDBDocumentClient
@@ -102,10 +124,11 @@ export class DynamoArchive implements Archive {
   readonly #baseDelayMs: number
   readonly #maxDelayMs: number
   readonly #concurrency: number
+  readonly #writeConcurrency: number
   readonly #pageSize: number | undefined
   readonly #now: () => number
   readonly #ownsClient: boolean
-  readonly #stats: ArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0 }
+  readonly #stats: ArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0, superseded: 0, rejected: 0 }
 
   constructor (options: DynamoArchiveOptions) {
     this.#client = options.client
@@ -114,6 +137,7 @@ export class DynamoArchive implements Archive {
     this.#baseDelayMs = options.baseDelayMs ?? 25
     this.#maxDelayMs = options.maxDelayMs ?? 2000
     this.#concurrency = options.concurrency ?? 4
+    this.#writeConcurrency = options.writeConcurrency ?? 16
     this.#pageSize = options.pageSize
     this.#now = options.now ?? Date.now
     this.#ownsClient = options.ownsClient ?? false
@@ -139,17 +163,39 @@ export class DynamoArchive implements Archive {
     return { ...this.#stats }
   }
 
-  async put (buckets: Bucket[]): Promise<void> {
+  async put (buckets: Bucket[]): Promise<PutOutcome> {
+    // The window of a stale write: states taken from the hot state, not yet in the table.
+    await faultPoint('archive.put')
     const now = this.#now()
-    const items = newestPerBucket(buckets).map((bucket) => bucketToItem(bucket, now))
-    try {
-      await eachLimit(chunks(items, WRITE_CHUNK), this.#concurrency, async (chunk) => {
-        await this.#writeChunk(chunk.map((Item) => ({ PutRequest: { Item } })))
-      })
-    } catch (err) {
-      this.#stats.failedPuts++
-      throw err
-    }
+    const outcome: PutOutcome = { written: [], superseded: [], rejected: [], failed: [] }
+    let unavailable = false
+    const limit = pLimit(this.#writeConcurrency)
+    await Promise.all(newestPerBucket(buckets).map(async (bucket) => await limit(async () => {
+      // Once DynamoDB stops answering, the rest would only wait for their timeouts.
+      if (unavailable) {
+        outcome.failed.push(bucket)
+        return
+      }
+      try {
+        await this.#putIfNewer(bucket, now)
+        outcome.written.push(bucket)
+      } catch (err) {
+        const name = errorName(err)
+        if (name === 'ConditionalCheckFailedException') {
+          this.#stats.superseded++
+          outcome.superseded.push(bucket)
+        } else if (name !== undefined && ITEM_ERRORS.has(name)) {
+          this.#stats.rejected++
+          outcome.rejected.push({ bucket, error: err })
+        } else {
+          unavailable = true
+          outcome.failure ??= err
+          outcome.failed.push(bucket)
+        }
+      }
+    })))
+    if (unavailable) this.#stats.failedPuts++
+    return outcome
   }
 
   async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {
@@ -204,19 +250,16 @@ export class DynamoArchive implements Archive {
     return Math.random() * Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1))
   }
 
-  async #writeChunk (requests: WriteRequests): Promise<void> {
-    let pending = requests
-    for (let attempt = 1; ; attempt++) {
-      this.#stats.writeCalls++
-      const out = await this.#client.send(new BatchWriteCommand({ RequestItems: { [this.#table]: pending } }))
-      const unprocessed = out.UnprocessedItems?.[this.#table] ?? []
-      this.#stats.writes += pending.length - unprocessed.length
-      if (unprocessed.length === 0) return
-      if (attempt >= this.#maxAttempts) throw new UnprocessedError('BatchWriteItem', unprocessed.length, attempt)
-      this.#stats.retries++
-      await sleep(this.#backoff(attempt))
-      pending = unprocessed
-    }
+  async #putIfNewer (bucket: Bucket, now: number): Promise<void> {
+    this.#stats.writeCalls++
+    await this.#client.send(new PutCommand({
+      TableName: this.#table,
+      Item: bucketToItem(bucket, now),
+      ConditionExpression: NEWER_REV_ONLY,
+      ExpressionAttributeNames: { '#rev': 'rev' },
+      ExpressionAttributeValues: { ':rev': bucket.rev }
+    }))
+    this.#stats.writes++
   }
 
   async #getChunk (keys: Array<{ PK: string, SK: string }>): Promise<Array<Record<string, unknown>>> {

@@ -1,4 +1,4 @@
-import type { Archive } from '../../ports/index.js'
+import type { Archive, PutOutcome } from '../../ports/index.js'
 import { type Bucket, type BucketRef, type Resolution, bucketId, seriesKey, ttlSeconds } from '../../timeseries/index.js'
 
 function unexpired (bucket: Bucket, now: number): boolean {
@@ -14,7 +14,9 @@ export class MemoryArchive implements Archive {
   readonly #series = new Map<string, Map<number, Bucket>>()
   #writes = 0
 
-  async put (buckets: Bucket[]): Promise<void> {
+  /** Stores each bucket unless a newer or equal rev is stored, as the DynamoDB condition does. */
+  async put (buckets: Bucket[]): Promise<PutOutcome> {
+    const outcome: PutOutcome = { written: [], superseded: [], rejected: [], failed: [] }
     for (const bucket of buckets) {
       const key = seriesKey(bucket.ticker, bucket.resolution)
       let series = this.#series.get(key)
@@ -22,9 +24,16 @@ export class MemoryArchive implements Archive {
         series = new Map()
         this.#series.set(key, series)
       }
+      const stored = series.get(bucket.start)
+      if (stored !== undefined && stored.rev >= bucket.rev) {
+        outcome.superseded.push(bucket)
+        continue
+      }
       series.set(bucket.start, structuredClone(bucket))
       this.#writes++
+      outcome.written.push(bucket)
     }
+    return outcome
   }
 
   async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {

@@ -1,7 +1,7 @@
-import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
+import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  applyToBucket, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
+  applyToBucket, bucketEnd, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
 } from '../../timeseries/index.js'
 
 /**
@@ -13,6 +13,11 @@ export class MemoryHotState implements HotState {
   readonly #series = new Map<string, Map<number, Bucket>>()
   readonly #knownEmpty = new Set<string>()
   readonly #dirty = new Map<string, Bucket>()
+  /** Dirty buckets handed back with a delay: not taken before this time (epoch ms). */
+  readonly #parkedUntil = new Map<string, number>()
+  /** When each recently written bucket was marked clean (the flush cadence). */
+  readonly #writtenAt = new Map<string, number>()
+  #finalizedTo: number | undefined
   /** Dedupe key → expiry; insertion order is expiry order because the window is fixed. */
   readonly #seen = new Map<string, number>()
   readonly #dedupeWindowMs: number
@@ -76,22 +81,51 @@ export class MemoryHotState implements HotState {
     return result
   }
 
-  async takeDirty (limit: number): Promise<Bucket[]> {
+  async takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]> {
     const result: Bucket[] = []
-    for (const bucket of this.#dirty.values()) {
+    const now = Date.now()
+    for (const [id, bucket] of this.#dirty) {
       if (result.length >= limit) break
+      const parkedUntil = this.#parkedUntil.get(id)
+      if (parkedUntil !== undefined) {
+        if (parkedUntil > now) continue
+        this.#parkedUntil.delete(id)
+      }
+      if (!this.#due(id, bucket, cadenceMs, now)) continue
       result.push(bucket)
     }
     return result
   }
 
-  /** Nothing to do: taking does not lease here. */
-  async release (_taken: BucketRef[]): Promise<void> {}
+  /** The rule of {@link HotState.takeDirty}'s cadence, as lua/take-dirty.lua applies it. */
+  #due (id: string, bucket: Bucket, cadenceMs: FlushCadence | undefined, now: number): boolean {
+    const every = cadenceMs?.[bucket.resolution]
+    const writtenAt = this.#writtenAt.get(id)
+    if (every === undefined || writtenAt === undefined) return true
+    const end = bucketEnd(bucket.start, bucket.resolution)
+    if (end <= now && writtenAt < end) return true
+    return writtenAt + every <= now
+  }
 
-  async markClean (written: Bucket[]): Promise<void> {
-    for (const bucket of written) {
+  /** Taking does not lease here: only a delay has anything to do. */
+  async release (taken: BucketRef[], retryAfterMs = 0): Promise<void> {
+    for (const ref of taken) {
+      const id = bucketId(ref)
+      if (retryAfterMs > 0 && this.#dirty.has(id)) this.#parkedUntil.set(id, Date.now() + retryAfterMs)
+      else this.#parkedUntil.delete(id)
+    }
+  }
+
+  async markClean (done: Bucket[]): Promise<void> {
+    const now = Date.now()
+    for (const bucket of done) {
       const id = bucketId(bucket)
-      if (this.#dirty.get(id)?.rev === bucket.rev) this.#dirty.delete(id)
+      this.#writtenAt.set(id, now)
+      const dirty = this.#dirty.get(id)
+      if (dirty !== undefined && dirty.rev <= bucket.rev) {
+        this.#dirty.delete(id)
+        this.#parkedUntil.delete(id)
+      }
     }
   }
 
@@ -104,6 +138,13 @@ export class MemoryHotState implements HotState {
 
   async dirtyCount (): Promise<number> {
     return this.#dirty.size
+  }
+
+  async advanceFinalizedMark (to: number): Promise<number | null | undefined> {
+    const previous = this.#finalizedTo
+    if (previous !== undefined && previous >= to) return undefined
+    this.#finalizedTo = to
+    return previous ?? null
   }
 
   /** Drops buckets past their retention (dirty ones stay until written). */
@@ -119,6 +160,10 @@ export class MemoryHotState implements HotState {
       if (!isRetained(Number(start), resolution, now)) this.#knownEmpty.delete(id)
     }
     this.#sweepSeen(now)
+    // Write times matter only within the longest cadence, far less than an hour.
+    for (const [id, at] of this.#writtenAt) {
+      if (at < now - 3_600_000) this.#writtenAt.delete(id)
+    }
   }
 
   async ping (): Promise<void> {}

@@ -1,6 +1,6 @@
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  DURATION_MS, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
+  DURATION_MS, MAX_SOURCES, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
 } from '../../timeseries/index.js'
 import { decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
@@ -65,6 +65,7 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
     args.push(dirtyMember(group.ref), String(bucketTtlMs(group.ref, now)), String(pos[i]), String(group.ref.start), ...encodeAggregate(delta))
   })
   for (const item of fresh) args.push(item.id)
+  args.push(String(MAX_SOURCES))
   return { keys: [keys.seen(ticker), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs }
 }
 

@@ -10,8 +10,11 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  * - `pulse:<env>:{AAPL}:seen` sorted set of item ids, scored by dedupe expiry (ms)
  * - `pulse:<env>:{AAPL}:dirty` sorted set of dirty bucket members (`5m:<start>`), scored by
  *   when they became dirty
+ * - `pulse:<env>:{AAPL}:written` sorted set of recently written bucket members, scored by
+ *   when they were written (the flush cadence)
  * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts,
  *   so it needs no hash tag)
+ * - `pulse:<env>:finalized-to` end of the last window the finalizer covered (epoch ms)
  * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series on a single node (PUBLISH/SUBSCRIBE)
  * - `pulse:<env>:{AAPL}:ch:AAPL#5m` sharded pub/sub channel of a series on a cluster
  *   (SPUBLISH/SSUBSCRIBE): the hash tag keeps its messages on the shard that owns the series
@@ -40,8 +43,16 @@ export class RedisKeys {
     return `${this.#tag(ticker)}:dirty`
   }
 
+  written (ticker: string): string {
+    return `${this.#tag(ticker)}:written`
+  }
+
   tickers (): string {
     return `${this.#prefix}:tickers`
+  }
+
+  finalizedTo (): string {
+    return `${this.#prefix}:finalized-to`
   }
 
   channel (series: SeriesKey): string {

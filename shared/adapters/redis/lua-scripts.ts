@@ -16,6 +16,10 @@ declare module 'ioredis' {
     pulseTakeDirty (numKeys: number, ...args: Arg[]): Result<string[], Context>
     /** lua/mark-dirty.lua */
     pulseMarkDirty (numKeys: number, ...args: Arg[]): Result<number, Context>
+    /** lua/hand-back.lua */
+    pulseHandBack (numKeys: number, ...args: Arg[]): Result<number, Context>
+    /** lua/advance-finalized-mark.lua */
+    pulseAdvanceFinalizedMark (numKeys: number, ...args: Arg[]): Result<string[], Context>
   }
 }
 
@@ -24,7 +28,9 @@ const SCRIPTS = {
   pulseSeed: 'seed',
   pulseMarkClean: 'mark-clean',
   pulseMarkDirty: 'mark-dirty',
-  pulseTakeDirty: 'take-dirty'
+  pulseTakeDirty: 'take-dirty',
+  pulseHandBack: 'hand-back',
+  pulseAdvanceFinalizedMark: 'advance-finalized-mark'
 } as const
 
 const sources = new Map<string, string>()

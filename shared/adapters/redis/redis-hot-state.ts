@@ -1,5 +1,7 @@
-import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
-import { type Bucket, type BucketRef, groupByTicker, isResolution, type Resolution, type ScoredItem } from '../../timeseries/index.js'
+import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
+import {
+  type Bucket, type BucketRef, type Resolution, type ScoredItem, DURATION_MS, RESOLUTIONS, groupByTicker, isResolution
+} from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
 import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisClusterOptions } from './connection.js'
 import { parseFoldReply, planFold, planSeed } from './fold-plan.js'
@@ -22,6 +24,18 @@ export interface RedisHotStateOptions {
    * flusher's buckets are soon written by another.
    */
   flushLeaseMs?: number
+}
+
+type Arg = string | number
+
+/** How long a bucket's last write time is kept for the flush cadence: longer than any cadence. */
+const WRITTEN_KEEP_MS = 60 * 60_000
+
+/** A bucket this instance leased: its dirty-set member and the lease's end (its token). */
+interface Lease {
+  ref: BucketRef
+  member: string
+  leaseEnd: number
 }
 
 /** First copy of each id, as the idempotency rule wants. */
@@ -47,6 +61,14 @@ export class RedisHotState implements HotState {
   readonly #dedupeWindowMs: number
 
   readonly #flushLeaseMs: number
+  /**
+   * Lease end of each bucket this instance took and has not yet handed back or marked
+   * clean, by bucket key: the token that tells its lease from a later one of another
+   * flusher.
+   */
+  readonly #leases = new Map<string, number>()
+  /** Where the next {@link RedisHotState.takeDirty} starts in the ticker list. */
+  #nextTicker = Math.floor(Math.random() * 1_000_000)
 
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
@@ -110,49 +132,79 @@ export class RedisHotState implements HotState {
     return buckets
   }
 
-  /** Oldest dirty buckets first, across every ticker that has any. */
-  async takeDirty (limit: number): Promise<Bucket[]> {
+  /**
+   * Shares `limit` out evenly among the tickers with dirty buckets, starting at a ticker
+   * that moves on with every call (and differs between processes), so neither a busy
+   * ticker nor another worker starves the rest. Each pass is one pipelined script call
+   * per ticker asked; a ticker that filled its share is asked again for what the others
+   * left, so a single busy ticker still fills a round.
+   */
+  async takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]> {
     if (limit <= 0) return []
-    const tickers = await this.#redis.smembers(this.#keys.tickers())
-    if (tickers.length === 0) return []
-    const pipeline = this.#redis.pipeline()
-    for (const ticker of tickers) pipeline.pulseTakeDirty(1, this.#keys.dirty(ticker), limit, this.#flushLeaseMs)
-    const lists = await execPipeline(pipeline)
-    const candidates: Array<{ ref: BucketRef, member: string, score: number }> = []
-    tickers.forEach((ticker, i) => {
-      const flat = lists[i] as string[]
-      for (let j = 0; j + 1 < flat.length; j += 2) {
-        const member = flat[j] as string
-        const at = member.indexOf(':')
-        const resolution = member.slice(0, at)
-        if (!isResolution(resolution)) continue
-        candidates.push({ ref: { ticker, resolution, start: Number(member.slice(at + 1)) }, member, score: Number(flat[j + 1]) })
-      }
-    })
-    candidates.sort((a, b) => a.score - b.score)
-    const taken = candidates.slice(0, limit)
-    // Leased beyond the limit: hand them back at once rather than after the lease.
-    await this.#release(candidates.slice(limit))
+    const members = await this.#redis.smembers(this.#keys.tickers())
+    if (members.length === 0) return []
+    members.sort()
+    const first = this.#nextTicker++ % members.length
+    let candidates = [...members.slice(first), ...members.slice(0, first)]
+    const cadenceArgs: Arg[] = []
+    for (const resolution of RESOLUTIONS) {
+      const every = cadenceMs?.[resolution]
+      if (every !== undefined) cadenceArgs.push(resolution, DURATION_MS[resolution], every)
+    }
+    const taken: Lease[] = []
+    while (taken.length < limit && candidates.length > 0) {
+      const want = limit - taken.length
+      const asked = candidates.slice(0, Math.min(candidates.length, want))
+      const share = (i: number): number => Math.floor(want / asked.length) + (i < want % asked.length ? 1 : 0)
+      const pipeline = this.#redis.pipeline()
+      asked.forEach((ticker, i) => {
+        pipeline.pulseTakeDirty(2, this.#keys.dirty(ticker), this.#keys.written(ticker), share(i), this.#flushLeaseMs, cadenceArgs.length / 3, ...cadenceArgs)
+      })
+      const lists = await execPipeline(pipeline)
+      const full: string[] = []
+      asked.forEach((ticker, i) => {
+        const [leaseEnd, ...flat] = lists[i] as string[]
+        if (flat.length / 2 >= share(i)) full.push(ticker)
+        for (let j = 0; j + 1 < flat.length; j += 2) {
+          const member = flat[j] as string
+          const at = member.indexOf(':')
+          const resolution = member.slice(0, at)
+          if (!isResolution(resolution)) continue
+          taken.push({ ref: { ticker, resolution, start: Number(member.slice(at + 1)) }, member, leaseEnd: Number(leaseEnd) })
+        }
+      })
+      candidates = [...candidates.slice(asked.length), ...full]
+    }
+    for (const lease of taken) this.#leases.set(this.#keys.bucket(lease.ref), lease.leaseEnd)
     const buckets = await this.get(taken.map((c) => c.ref))
     if (buckets.length < taken.length) await this.#dropExpiredDirty(taken.map((c) => c.ref), buckets)
     return buckets
   }
 
-  /** Ends the lease of taken buckets (never delays one whose lease already ended). */
-  async release (taken: BucketRef[]): Promise<void> {
-    if (taken.length === 0) return
-    const now = Date.now()
-    const pipeline = this.#redis.pipeline()
-    for (const ref of taken) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', 'LT', now, dirtyMember(ref))
-    await execPipeline(pipeline)
+  /** Ends this instance's lease of taken buckets; never touches another flusher's lease. */
+  async release (taken: BucketRef[], retryAfterMs = 0): Promise<void> {
+    const leases: Lease[] = []
+    for (const ref of taken) {
+      const key = this.#keys.bucket(ref)
+      const leaseEnd = this.#leases.get(key)
+      if (leaseEnd === undefined) continue
+      this.#leases.delete(key)
+      leases.push({ ref, member: dirtyMember(ref), leaseEnd })
+    }
+    await this.#handBack(leases, retryAfterMs)
   }
 
-  async markClean (written: Bucket[]): Promise<void> {
-    if (written.length === 0) return
+  async markClean (done: Bucket[]): Promise<void> {
+    if (done.length === 0) return
     const pipeline = this.#redis.pipeline()
-    for (const [ticker, group] of groupByTicker(written)) {
-      const args = group.flatMap((bucket) => [dirtyMember(bucket), String(bucket.rev)])
-      pipeline.pulseMarkClean(1 + group.length, this.#keys.dirty(ticker), ...group.map((b) => this.#keys.bucket(b)), ...args)
+    for (const [ticker, group] of groupByTicker(done)) {
+      const args = group.flatMap((bucket) => {
+        const key = this.#keys.bucket(bucket)
+        const leaseEnd = this.#leases.get(key)
+        this.#leases.delete(key)
+        return [dirtyMember(bucket), String(bucket.rev), leaseEnd === undefined ? '' : String(leaseEnd)]
+      })
+      pipeline.pulseMarkClean(2 + group.length, this.#keys.dirty(ticker), this.#keys.written(ticker), ...group.map((b) => this.#keys.bucket(b)), WRITTEN_KEEP_MS, ...args)
     }
     await execPipeline(pipeline)
   }
@@ -176,6 +228,12 @@ export class RedisHotState implements HotState {
     return counts.reduce<number>((sum, n) => sum + Number(n), 0)
   }
 
+  async advanceFinalizedMark (to: number): Promise<number | null | undefined> {
+    const [moved, previous] = await this.#redis.pulseAdvanceFinalizedMark(1, this.#keys.finalizedTo(), to)
+    if (Number(moved) !== 1) return undefined
+    return previous === undefined || previous === '' ? null : Number(previous)
+  }
+
   async ping (): Promise<void> {
     await this.#redis.ping()
   }
@@ -184,19 +242,29 @@ export class RedisHotState implements HotState {
     if (this.#owned) await closeConnection(this.#redis)
   }
 
-  /** Dirty marks of buckets whose keys expired can never be written: forget them. */
-  async #release (leased: Array<{ ref: BucketRef, member: string, score: number }>): Promise<void> {
-    if (leased.length === 0) return
+  /** One script call per ticker: each bucket becomes eligible again `delayMs` from now. */
+  async #handBack (leases: Lease[], delayMs: number): Promise<void> {
+    if (leases.length === 0) return
+    const byTicker = new Map<string, Arg[]>()
+    for (const { ref, member, leaseEnd } of leases) {
+      let args = byTicker.get(ref.ticker)
+      if (args === undefined) byTicker.set(ref.ticker, args = [])
+      args.push(member, String(leaseEnd))
+    }
     const pipeline = this.#redis.pipeline()
-    for (const { ref, member, score } of leased) pipeline.zadd(this.#keys.dirty(ref.ticker), 'XX', score, member)
+    for (const [ticker, args] of byTicker) pipeline.pulseHandBack(1, this.#keys.dirty(ticker), delayMs, ...args)
     await execPipeline(pipeline)
   }
 
+  /** Dirty marks of buckets whose keys expired can never be written: forget them. */
   async #dropExpiredDirty (refs: BucketRef[], present: Bucket[]): Promise<void> {
     const alive = new Set(present.map((b) => this.#keys.bucket(b)))
     const pipeline = this.#redis.pipeline()
     for (const ref of refs) {
-      if (!alive.has(this.#keys.bucket(ref))) pipeline.zrem(this.#keys.dirty(ref.ticker), dirtyMember(ref))
+      const key = this.#keys.bucket(ref)
+      if (alive.has(key)) continue
+      this.#leases.delete(key)
+      pipeline.zrem(this.#keys.dirty(ref.ticker), dirtyMember(ref))
     }
     await execPipeline(pipeline)
   }

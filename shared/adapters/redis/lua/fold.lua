@@ -15,7 +15,7 @@ KEYS: seen, dirty, bucket hashes (nb), series indexes (ni)
 ARGV: windowMs, seq|'', nb, ni, nIds,
       per index: ttlMs, trimBefore
       per bucket: member, ttlMs, indexPos, start, 14 aggregate fields (see bucket-codec.ts)
-      ids
+      ids, maxSources (the domain's MAX_SOURCES: a bucket keeps the first maxSources sources)
 ]]
 
 local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq' }
@@ -28,6 +28,7 @@ local seq = tonumber(ARGV[2])
 local nb, ni, nIds = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bucketBase = 5 + 2 * ni
 local idBase = bucketBase + PER_BUCKET * nb
+local maxSources = tonumber(ARGV[idBase + nIds + 1])
 
 local function fmt (x)
   return string.format('%.17g', x)
@@ -81,6 +82,7 @@ local function unionSources (a, b)
   end
   if not grew then return a end
   table.sort(list, bytesLess)
+  for i = #list, maxSources + 1, -1 do list[i] = nil end
   return cjson.encode(list)
 end
 
