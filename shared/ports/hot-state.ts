@@ -1,4 +1,4 @@
-import type { Bucket, BucketRef, Resolution, ScoredItem } from '../timeseries/index.js'
+import type { Bucket, BucketRef, JournalMark, Resolution, ScoredItem } from '../timeseries/index.js'
 
 export type FoldOutcome =
   /** The batch was folded: every bucket that changed, in its new state. */
@@ -13,8 +13,11 @@ export type FoldOutcome =
 export interface FoldOptions {
   /** Clock for retention and `last_updated`, epoch ms. Adapters with a server clock may ignore it. */
   now: number
-  /** Sequence of the batch when its queue has one (see IngestBatch.seq). */
-  seq?: number
+  /**
+   * The batch's place in its journal, when the queue has one (see IngestBatch.mark): a
+   * bucket that already holds this mark is left unchanged, so a replay counts nothing twice.
+   */
+  mark?: JournalMark
 }
 
 /**

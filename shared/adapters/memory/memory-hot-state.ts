@@ -1,7 +1,7 @@
 import type { FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  applyToBucket, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
+  applyToBucket, bucketId, dedupeKey, foldAggregate, groupByBucket, holdsMark, isRetained, seriesKey
 } from '../../timeseries/index.js'
 
 /**
@@ -22,7 +22,7 @@ export class MemoryHotState implements HotState {
   }
 
   async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
-    const { now, seq } = options
+    const { now, mark } = options
     this.#sweepSeen(now)
     const fresh = this.#unseen(ticker, items)
     const groups = groupByBucket(fresh, now)
@@ -36,10 +36,10 @@ export class MemoryHotState implements HotState {
     const changed: Bucket[] = []
     for (const { ref, items: bucketItems } of groups.values()) {
       const existing = this.#lookup(ref)
-      if (seq !== undefined && existing?.seq !== undefined && existing.seq >= seq) continue
+      if (holdsMark(existing, mark)) continue
       const delta = foldAggregate(bucketItems)
       if (delta === undefined) continue
-      const bucket = applyToBucket(ref, existing, delta, now, seq)
+      const bucket = applyToBucket(ref, existing, delta, now, mark)
       this.#store(bucket)
       this.#dirty.set(bucketId(ref), bucket)
       changed.push(bucket)

@@ -1,8 +1,8 @@
 import {
-  type Bucket, type BucketRef, type Resolution, type ScoredItem,
+  type Bucket, type BucketRef, type JournalMark, type Resolution, type ScoredItem,
   DURATION_MS, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
 } from '../../timeseries/index.js'
-import { decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
+import { BUCKET_FIELDS, decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
 
 /** How long keys outlive their bucket's retention (covers items up to 5 minutes early). */
@@ -49,13 +49,13 @@ function indexSlots (keys: RedisKeys, refs: readonly BucketRef[]): { indexKeys: 
  * buckets and retention come from the domain's `groupByBucket`, and each bucket's items
  * are pre-aggregated so the script merges one partial aggregate per bucket.
  */
-export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, seq?: number, dedupeWindowMs: number }): ScriptCall {
+export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, mark?: JournalMark, dedupeWindowMs: number }): ScriptCall {
   const { now } = options
   const groups = [...groupByBucket(fresh, now).values()]
   const refs = groups.map((g) => g.ref)
   const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
   const args: string[] = [
-    String(options.dedupeWindowMs), options.seq === undefined ? '' : String(options.seq),
+    String(options.dedupeWindowMs), options.mark === undefined ? '' : String(options.mark.seq), options.mark?.epoch ?? '',
     String(refs.length), String(indexKeys.length), String(fresh.length)
   ]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)), String(indexTrimBefore(resolution, now)))
@@ -104,7 +104,7 @@ export function planSeed (keys: RedisKeys, refs: readonly BucketRef[], found: Re
   const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
   const args: string[] = [String(refs.length), String(indexKeys.length)]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)))
-  const empty: string[] = new Array<string>(17).fill('')
+  const empty: string[] = new Array<string>(BUCKET_FIELDS.length).fill('')
   refs.forEach((ref, i) => {
     const bucket = found.get(keys.bucket(ref))
     args.push(String(pos[i]), numberText(ref.start), String(bucketTtlMs(ref, now)), ...(bucket === undefined ? empty : encodeBucket(bucket)))

@@ -12,21 +12,23 @@ pre-aggregated each group (the domain's foldAggregate). This script:
      dirty and returns {'ok', {bucketIndex, field...}...} with the new states.
 
 KEYS: seen, dirty, bucket hashes (nb), series indexes (ni)
-ARGV: windowMs, seq|'', nb, ni, nIds,
+ARGV: windowMs, seq|'', epoch|'', nb, ni, nIds,
       per index: ttlMs, trimBefore
       per bucket: member, ttlMs, indexPos, start, 14 aggregate fields (see bucket-codec.ts)
       ids
 ]]
 
-local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq' }
+local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep' }
 local PER_BUCKET = 18
 local CHUNK = 1000
 
 local seenKey, dirtyKey = KEYS[1], KEYS[2]
 local windowMs = tonumber(ARGV[1])
 local seq = tonumber(ARGV[2])
-local nb, ni, nIds = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local bucketBase = 5 + 2 * ni
+local epoch = ARGV[3]
+local nb, ni, nIds = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local ARGS_HEAD = 6
+local bucketBase = ARGS_HEAD + 2 * ni
 local idBase = bucketBase + PER_BUCKET * nb
 
 local function fmt (x)
@@ -133,7 +135,9 @@ for b = 1, nb do
   local e = existing[b]
   local base = bucketBase + PER_BUCKET * (b - 1)
   local eSeq = tonumber(e[17])
-  if not (seq and eSeq and eSeq >= seq) then
+  -- Sequences compare only within one journal epoch (JournalMark in shared/timeseries/bucket.ts).
+  local sameEpoch = seq ~= nil and e[18] == epoch
+  if not (sameEpoch and eSeq and eSeq >= seq) then
     local key = KEYS[2 + b]
     local member, ttlMs, indexPos, start = ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
     local d = base + 4
@@ -158,11 +162,15 @@ for b = 1, nb do
     end
     local rev = tonumber(e[15]) + 1
     local upd = math.max(now, tonumber(e[16]) or 0)
-    local newSeq = math.max(seq or -1, eSeq or -1)
+    local newSeq, newEpoch = eSeq or -1, e[18] or ''
+    if seq then
+      newSeq = sameEpoch and math.max(seq, eSeq or -1) or seq
+      newEpoch = epoch
+    end
     local seqText = newSeq >= 0 and fmt(newSeq) or ''
     local values = {
       fmt(o), fmt(h), fmt(l), fmt(c), fmt(n), fmt(s), fmt(pos), fmt(neu), fmt(neg), src,
-      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), seqText
+      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), seqText, newEpoch
     }
     local hset = {}
     for f = 1, 16 do
@@ -172,6 +180,10 @@ for b = 1, nb do
     if seqText ~= '' then
       hset[#hset + 1] = 'seq'
       hset[#hset + 1] = seqText
+    end
+    if newEpoch ~= '' then
+      hset[#hset + 1] = 'ep'
+      hset[#hset + 1] = newEpoch
     end
     redis.call('HSET', key, unpack(hset))
     redis.call('ZADD', dirtyKey, 'NX', now, member)
@@ -189,8 +201,8 @@ end
 for i = 1, ni do
   if indexTouched[i] then
     local key = KEYS[2 + nb + i]
-    redis.call('PEXPIRE', key, ARGV[5 + 2 * i - 1])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[5 + 2 * i])
+    redis.call('PEXPIRE', key, ARGV[ARGS_HEAD + 2 * i - 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[ARGS_HEAD + 2 * i])
   end
 end
 
