@@ -83,7 +83,10 @@ export class BullmqIngestQueue implements IngestQueue {
     // BullMQ's blocking reads need a connection that retries forever.
     const connection = { ...redisOptionsFromUrl(this.#options.url), maxRetriesPerRequest: null }
     const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
-      await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
+      // A failed attempt, or a worker that died holding the job (stalled: taken over without
+      // a failure), may have folded part of the batch without publishing it.
+      const redelivered = job.attemptsMade > 0 || job.attemptsStarted > 1
+      await handler({ id: job.id ?? '', redelivered, acceptedAt: job.data.acceptedAt, items: job.data.items })
     }, {
       connection,
       prefix: BULLMQ_PREFIX,
