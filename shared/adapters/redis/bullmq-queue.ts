@@ -25,8 +25,28 @@ export interface BullmqQueueOptions {
    * dies mid-batch holds it this long before another worker retries it.
    */
   lockDurationMs?: number
+  /**
+   * What {@link BullmqIngestQueue.enqueue} waits for before it resolves (default `none`):
+   * `replica` also waits until a replica confirms it holds the job (`WAIT`, up to
+   * `replicaTimeoutMs`) and rejects when none does in time; `fsync` and `none` resolve
+   * once the primary stored it (with `fsync`, the primary's `appendfsync always` makes
+   * that durable: see {@link BullmqIngestQueue.checkDurability}).
+   */
+  durability?: IngestDurability
+  /** Longest wait for a replica under `replica` durability (default 2000 ms). */
+  replicaTimeoutMs?: number
   /** Worker errors and batches that failed an attempt. */
   onError?: (error: unknown, jobId?: string) => void
+}
+
+export type IngestDurability = 'fsync' | 'replica' | 'none'
+
+/** A batch Redis stored that no replica confirmed in time: the producer must retry it. */
+export class ReplicaNotConfirmedError extends Error {
+  constructor (readonly timeoutMs: number) {
+    super(`no replica confirmed the batch within ${timeoutMs} ms`)
+    this.name = 'ReplicaNotConfirmedError'
+  }
 }
 
 /** Longest pause between two tries of a batch. */
@@ -71,11 +91,43 @@ export class BullmqIngestQueue implements IngestQueue {
     this.#queue.on('error', (error) => this.#onError(error))
   }
 
-  /** Resolves with the job id once Redis has stored the job. */
+  /**
+   * Resolves with the job id once Redis has stored the job, and under `replica` durability
+   * once a replica has it too. A rejection after the add (no replica in time) leaves the
+   * job queued on the primary: the producer's retry is then folded as duplicates.
+   */
   async enqueue (items: ScoredItem[], acceptedAt: number): Promise<string> {
     const jobId = randomUUID()
     await this.#queue.add('batch', { acceptedAt, items }, { jobId })
+    if (this.#options.durability === 'replica') {
+      // WAIT covers every write this connection made before it, the add included.
+      const timeoutMs = this.#options.replicaTimeoutMs ?? 2000
+      const client = await this.#queue.client
+      const confirmed = Number(await client.runCommand('wait', [1, timeoutMs]))
+      if (!(confirmed >= 1)) throw new ReplicaNotConfirmedError(timeoutMs)
+    }
     return jobId
+  }
+
+  /**
+   * Whether the Redis server backs the configured durability: under `fsync` it must run
+   * `appendonly yes` with `appendfsync always`. Returns a warning to log, or `undefined`.
+   * Servers that forbid CONFIG (managed services) cannot be checked; that is a warning too.
+   */
+  async checkDurability (): Promise<string | undefined> {
+    if (this.#options.durability !== 'fsync') return undefined
+    const client = await this.#queue.client
+    let settings: Record<string, string>
+    try {
+      const reply = await client.runCommand('config', ['GET', 'appendonly', 'appendfsync']) as string[]
+      settings = Object.fromEntries(reply.flatMap((value, i) => i % 2 === 0 ? [[value, reply[i + 1] ?? '']] : []))
+    } catch (err) {
+      return `INGEST_DURABILITY=fsync: could not read the Redis persistence settings (${(err as Error).message}); make sure the server runs appendonly yes with appendfsync always`
+    }
+    if (settings.appendonly !== 'yes' || settings.appendfsync !== 'always') {
+      return `INGEST_DURABILITY=fsync: Redis runs appendonly ${settings.appendonly ?? '?'} with appendfsync ${settings.appendfsync ?? '?'}; an acknowledged batch can be lost in a crash unless it runs appendonly yes with appendfsync always`
+    }
+    return undefined
   }
 
   async consume (handler: BatchHandler): Promise<void> {
