@@ -107,7 +107,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
       }
     })
     const writeBehind = aggregator.writeBehind
-    metrics.attach({ writeBehind: () => writeBehind.stats })
+    metrics.attach({ writeBehind: () => writeBehind.stats, dedupe: async () => await adapters.hot.dedupeEntries(config.tickers, now()) })
   }
   if (config.demoFeed && config.role !== 'worker') {
     demo = startDemoFeed({ queue, tickers: config.tickers, now, onError: (err) => log.warn({ err }, 'demo feed enqueue failed') })

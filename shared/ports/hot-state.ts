@@ -55,6 +55,11 @@ export interface HotState {
   markClean (written: Bucket[]): Promise<void>
   /** Marks buckets dirty again (the finalizer uses it to write final states). */
   markDirty (refs: BucketRef[]): Promise<void>
+  /**
+   * Item fingerprints the dedupe window holds now for these tickers, across every slice
+   * (for the sizing gauge: bytes per fingerprint × this = the dedupe memory).
+   */
+  dedupeEntries (tickers: readonly string[], now: number): Promise<number>
   /** How many buckets wait for the write-behind. */
   dirtyCount (): Promise<number>
   ping (): Promise<void>

@@ -1,6 +1,6 @@
 import {
   type Bucket, type BucketRef, type JournalMark, type Resolution, type ScoredItem,
-  DURATION_MS, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
+  DURATION_MS, RETENTION_MS, bucketEnd, dedupeFingerprint, dedupeSlices, foldAggregate, groupByBucket
 } from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
@@ -29,7 +29,8 @@ function indexTrimBefore (resolution: Resolution, now: number): number {
 /** Keys and arguments of one script call, plus the refs in the order the script numbers them. */
 export interface ScriptCall {
   keys: string[]
-  args: string[]
+  /** Text, and binary item fingerprints (fold). */
+  args: Array<string | Buffer>
   refs: BucketRef[]
 }
 
@@ -54,9 +55,11 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
   const groups = [...groupByBucket(fresh, now).values()]
   const refs = groups.map((g) => g.ref)
   const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
-  const args: string[] = [
-    String(options.dedupeWindowMs), options.mark === undefined ? '' : String(options.mark.seq), options.mark?.epoch ?? '',
-    String(refs.length), String(indexKeys.length), String(fresh.length)
+  const slices = dedupeSlices(now, options.dedupeWindowMs)
+  const earlier = slices.checked.filter((slice) => slice !== slices.current)
+  const args: Array<string | Buffer> = [
+    String(slices.currentExpiresAt), options.mark === undefined ? '' : String(options.mark.seq), options.mark?.epoch ?? '',
+    String(refs.length), String(indexKeys.length), String(fresh.length), String(earlier.length)
   ]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)), String(indexTrimBefore(resolution, now)))
   groups.forEach((group, i) => {
@@ -64,13 +67,21 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
     if (delta === undefined) throw new Error('empty bucket group')
     args.push(dirtyMember(group.ref), String(bucketTtlMs(group.ref, now)), String(pos[i]), String(group.ref.start), ...encodeAggregate(delta))
   })
-  for (const item of fresh) args.push(item.id)
-  return { keys: [keys.seen(ticker), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs }
+  for (const item of fresh) args.push(dedupeFingerprint(ticker, item.id))
+  return {
+    keys: [
+      keys.seenSlice(ticker, slices.current), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys,
+      ...earlier.map((slice) => keys.seenSlice(ticker, slice))
+    ],
+    args,
+    refs
+  }
 }
 
 /** What lua/fold.lua answered. */
 export type FoldReply =
-  | { kind: 'dup', ids: string[] }
+  /** 1-based positions, among the planned items, of those already seen. */
+  | { kind: 'dup', positions: number[] }
   | { kind: 'load', refs: BucketRef[] }
   | { kind: 'ok', changed: Bucket[] }
 
@@ -84,7 +95,7 @@ function refAt (refs: readonly BucketRef[], oneBased: unknown): BucketRef {
 export function parseFoldReply (reply: unknown, refs: readonly BucketRef[]): FoldReply {
   if (!Array.isArray(reply)) throw new Error('fold script returned no list')
   const [kind, ...rest] = reply as unknown[]
-  if (kind === 'dup') return { kind, ids: rest.map(String) }
+  if (kind === 'dup') return { kind, positions: rest.map(Number) }
   if (kind === 'load') return { kind, refs: rest.map((i) => refAt(refs, i)) }
   if (kind !== 'ok') throw new Error(`fold script returned ${String(kind)}`)
   const changed = rest.map((entry) => {

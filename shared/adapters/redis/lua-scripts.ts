@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Redis, Result } from 'ioredis'
 
-type Arg = string | number
+type Arg = string | number | Buffer
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -3,19 +3,19 @@ Folds one batch of ONE ticker into its buckets, atomically.
 
 The caller has already removed in-batch duplicates, grouped the items by bucket and
 pre-aggregated each group (the domain's foldAggregate). This script:
-  1. returns {'dup', id...} and changes nothing when any id was seen within the window
-     (the caller drops those ids, re-aggregates and calls again);
+  1. returns {'dup', position...} and changes nothing when any item's fingerprint is in a
+     dedupe slice (the caller drops those items, re-aggregates and calls again);
   2. returns {'load', bucketIndex...} and changes nothing when a bucket is neither loaded
      nor known-empty (the needs-load protocol);
-  3. otherwise records the ids as seen, merges each partial aggregate into its bucket by
+  3. otherwise adds the fingerprints to the current slice, merges each partial aggregate into its bucket by
      the merge law, bumps rev, stamps last_updated from the server clock, marks the bucket
      dirty and returns {'ok', {bucketIndex, field...}...} with the new states.
 
-KEYS: seen, dirty, bucket hashes (nb), series indexes (ni)
-ARGV: windowMs, seq|'', epoch|'', nb, ni, nIds,
+KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns)
+ARGV: currentSliceExpiresAt (epoch ms), seq|'', epoch|'', nb, ni, nIds, ns,
       per index: ttlMs, trimBefore
       per bucket: member, ttlMs, indexPos, start, 14 aggregate fields (see bucket-codec.ts)
-      ids
+      item fingerprints (8 bytes each, shared/timeseries/dedupe.ts)
 ]]
 
 local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep' }
@@ -23,11 +23,11 @@ local PER_BUCKET = 18
 local CHUNK = 1000
 
 local seenKey, dirtyKey = KEYS[1], KEYS[2]
-local windowMs = tonumber(ARGV[1])
+local sliceExpiresAt = ARGV[1]
 local seq = tonumber(ARGV[2])
 local epoch = ARGV[3]
-local nb, ni, nIds = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local ARGS_HEAD = 6
+local nb, ni, nIds, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ARGS_HEAD = 7
 local bucketBase = ARGS_HEAD + 2 * ni
 local idBase = bucketBase + PER_BUCKET * nb
 
@@ -89,15 +89,22 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+local slices = { seenKey }
+for s = 1, ns do slices[#slices + 1] = KEYS[2 + nb + ni + s] end
 local seenIds = {}
 for i = 1, nIds, CHUNK do
   local last = math.min(i + CHUNK - 1, nIds)
   local chunk = {}
   for j = i, last do chunk[#chunk + 1] = ARGV[idBase + j] end
-  local scores = redis.call('ZMSCORE', seenKey, unpack(chunk))
+  local dup = {}
+  for _, slice in ipairs(slices) do
+    local found = redis.call('SMISMEMBER', slice, unpack(chunk))
+    for j = 1, #chunk do
+      if found[j] == 1 then dup[j] = true end
+    end
+  end
   for j = 1, #chunk do
-    local score = scores[j]
-    if score and tonumber(score) > now then seenIds[#seenIds + 1] = chunk[j] end
+    if dup[j] then seenIds[#seenIds + 1] = i + j - 1 end
   end
 end
 if #seenIds > 0 then
@@ -120,14 +127,11 @@ end
 for i = 1, nIds, CHUNK do
   local last = math.min(i + CHUNK - 1, nIds)
   local args = {}
-  for j = i, last do
-    args[#args + 1] = now + windowMs
-    args[#args + 1] = ARGV[idBase + j]
-  end
-  redis.call('ZADD', seenKey, unpack(args))
+  for j = i, last do args[#args + 1] = ARGV[idBase + j] end
+  redis.call('SADD', seenKey, unpack(args))
 end
-redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', now)
-redis.call('PEXPIRE', seenKey, windowMs)
+-- The slice goes whole once its last fingerprint is past the window.
+redis.call('PEXPIREAT', seenKey, sliceExpiresAt)
 
 local changed = { 'ok' }
 local indexTouched = {}
