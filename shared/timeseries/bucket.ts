@@ -67,9 +67,19 @@ export interface JournalMark {
   seq: number
 }
 
+/**
+ * The epoch of batches journaled before journals had one: their buckets carry a `seq`
+ * and no epoch, and a replay of those batches must still find them.
+ */
+export const UNNAMED_EPOCH = ''
+
+function epochOf (bucket: Pick<Bucket, 'epoch'> | undefined): string | undefined {
+  return bucket === undefined ? undefined : bucket.epoch ?? UNNAMED_EPOCH
+}
+
 /** Whether `bucket` already holds the batch at `mark` (a replay must not fold it again). */
 export function holdsMark (bucket: Pick<Bucket, 'seq' | 'epoch'> | undefined, mark: JournalMark | undefined): boolean {
-  return mark !== undefined && bucket?.epoch === mark.epoch && bucket.seq !== undefined && bucket.seq >= mark.seq
+  return mark !== undefined && epochOf(bucket) === mark.epoch && bucket?.seq !== undefined && bucket.seq >= mark.seq
 }
 
 /** A bucket as clients see it (SPEC §2). Partial buckets carry progress fields. */
@@ -202,8 +212,8 @@ export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, del
   }
   // A mark of another journal replaces the old one: only this journal's replays compare to it.
   if (mark !== undefined) {
-    bucket.epoch = mark.epoch
-    bucket.seq = existing?.epoch === mark.epoch ? Math.max(mark.seq, existing.seq ?? -1) : mark.seq
+    if (mark.epoch !== UNNAMED_EPOCH) bucket.epoch = mark.epoch
+    bucket.seq = epochOf(existing) === mark.epoch ? Math.max(mark.seq, existing?.seq ?? -1) : mark.seq
   } else if (existing?.seq !== undefined) {
     bucket.seq = existing.seq
     if (existing.epoch !== undefined) bucket.epoch = existing.epoch

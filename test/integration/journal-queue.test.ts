@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -77,6 +77,19 @@ t.test('an append that fails part-way is cut off before the next append', async 
   t.teardown(async () => await reopened.queue.close())
   await eventually(() => reopened.seen.length === 2 ? true : undefined, 10_000, 'replay')
   t.same(reopened.seen.map((b) => b.items[0]?.id), ['a0', 'c0'], 'both acknowledged batches replay; the failed one is gone')
+})
+
+t.test('segments of the earlier line format replay after an upgrade, and new batches number on after them', async (t) => {
+  const dir = await tempDir(t)
+  const lines = [1, 2].map((seq) => JSON.stringify({ id: String(seq), seq, acceptedAt: seq, items: items(`l${seq}-`, 2) }))
+  await writeFile(join(dir, '000001700000000-000000000001.ndjson'), lines.join('\n') + '\n{"id":"3","se')
+  const first = await replay(dir)
+  await eventually(() => first.seen.length === 2 ? true : undefined, 10_000, 'legacy replay')
+  t.same(first.seen.map((b) => b.mark), [{ epoch: '', seq: 1 }, { epoch: '', seq: 2 }], 'replayed with the unnamed epoch, which buckets of that time carry')
+  await first.queue.enqueue(items('n', 1), 3)
+  await eventually(() => first.seen.length === 3 ? true : undefined, 10_000, 'new batch')
+  t.same(first.seen[2]?.mark, { epoch: first.queue.epoch, seq: 3 }, 'a new batch numbers on in the new epoch')
+  await first.queue.close()
 })
 
 t.test('an embedded Pulse on a fresh DATA_DIR counts new items into buckets an older journal left with a higher seq', async (t) => {

@@ -113,3 +113,15 @@ t.test('a sequence of another journal epoch never skips a batch', async (t) => {
   const replay = await hot.fold('AAPL', [{ ...item, id: 'again' }], { now: NOW, mark })
   t.same(replay.kind === 'applied' && replay.changed, [], 'a replay of e2 seq 1 is still skipped')
 })
+
+t.test('buckets from before journal epochs hold the unnamed epoch', async (t) => {
+  const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }
+  const archived = (await fold(new MemoryHotState({ dedupeWindowMs: DAY }), [item], NOW)).map((b) => ({ ...b, seq: 2 }))
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  const first = await hot.fold('AAPL', [item], { now: NOW, mark: { epoch: '', seq: 2 } })
+  if (first.kind === 'needs-load') await hot.seed(first.refs, archived)
+  const replay = await hot.fold('AAPL', [item], { now: NOW, mark: { epoch: '', seq: 2 } })
+  t.same(replay.kind === 'applied' && replay.changed, [], 'a replayed earlier-format batch is skipped')
+  const next = await hot.fold('AAPL', [{ ...item, id: 'y' }], { now: NOW, mark: { epoch: '', seq: 3 } })
+  t.ok(next.kind === 'applied' && next.changed.every((b) => b.count === 2 && b.seq === 3 && b.epoch === undefined), 'a later one is folded')
+})

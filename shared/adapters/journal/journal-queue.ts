@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { crc32 } from 'node:zlib'
 import { faultPoint } from '../../fault-points.js'
 import type { BatchHandler, IngestBatch, IngestQueue, QueueCounts } from '../../ports/index.js'
-import type { ScoredItem } from '../../timeseries/index.js'
+import { type ScoredItem, UNNAMED_EPOCH } from '../../timeseries/index.js'
 
 export interface JournalQueueOptions {
   dir: string
@@ -21,6 +23,8 @@ export interface JournalQueueOptions {
 
 interface Segment {
   name: string
+  /** Written before records were framed and journals had an epoch (one JSON batch per line). */
+  legacy: boolean
   firstSeq: number
   lastSeq: number
   lastAcceptedAt: number
@@ -42,6 +46,8 @@ interface RecordBody {
 
 /** Segment files: `<created ms, 15 digits>-<first seq, 12 digits>.journal`. */
 const SEGMENT_SUFFIX = '.journal'
+/** Segments of the earlier format, read (never written) so an upgrade replays them. */
+const LEGACY_SUFFIX = '.ndjson'
 const EPOCH_FILE = 'epoch'
 /** Frame header: payload length (u32 BE), CRC-32 of the payload (u32 BE). */
 const HEADER_BYTES = 8
@@ -105,6 +111,27 @@ async function * readRecords (path: string, result: { goodBytes: number, size: n
   } finally {
     await handle.close()
   }
+}
+
+/**
+ * Streams the batches of a segment in the earlier format, one JSON batch per line. A line
+ * that does not parse is a torn last line from a crash, never acknowledged: skipped.
+ */
+async function * readLegacyRecords (path: string, result: { goodBytes: number, size: number }): AsyncGenerator<ReadRecord> {
+  result.size = (await stat(path)).size
+  result.goodBytes = result.size
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity })
+  for await (const line of lines) {
+    if (line.length === 0) continue
+    try {
+      const batch = JSON.parse(line) as RecordBody
+      yield { body: { seq: batch.seq, acceptedAt: batch.acceptedAt, items: batch.items }, end: 0 }
+    } catch {}
+  }
+}
+
+function readSegment (path: string, legacy: boolean, result: { goodBytes: number, size: number }): AsyncGenerator<ReadRecord> {
+  return legacy ? readLegacyRecords(path, result) : readRecords(path, result)
 }
 
 /** Makes a created or renamed entry of `dir` survive a crash. */
@@ -269,10 +296,11 @@ export class JournalQueue implements IngestQueue {
     for (const segment of this.#segments.slice()) {
       if (segment.firstSeq > this.#replayUpTo) break
       const path = join(this.#options.dir, segment.name)
-      for await (const { body } of readRecords(path, { goodBytes: 0, size: 0 })) {
+      const epoch = segment.legacy ? UNNAMED_EPOCH : this.#epoch
+      for await (const { body } of readSegment(path, segment.legacy, { goodBytes: 0, size: 0 })) {
         if (body.seq > this.#replayUpTo) break
         const batch: IngestBatch = {
-          id: String(body.seq), mark: { epoch: this.#epoch, seq: body.seq }, redelivered: true, acceptedAt: body.acceptedAt, items: body.items
+          id: String(body.seq), mark: { epoch, seq: body.seq }, redelivered: true, acceptedAt: body.acceptedAt, items: body.items
         }
         if (!await this.#deliver(batch)) return
         this.#replayLeft--
@@ -379,7 +407,7 @@ export class JournalQueue implements IngestQueue {
       await syncDirectory(this.#options.dir)
       this.#handle = handle
       this.#goodBytes = 0
-      this.#segments.push({ name, firstSeq, lastSeq: firstSeq - 1, lastAcceptedAt: now })
+      this.#segments.push({ name, legacy: false, firstSeq, lastSeq: firstSeq - 1, lastAcceptedAt: now })
     }
     return this.#handle
   }
@@ -395,17 +423,19 @@ export class JournalQueue implements IngestQueue {
   /**
    * Reads every segment once, streaming: finds each one's sequence range, truncates a torn
    * tail of the last segment, and refuses to start on a damaged earlier segment (its later
-   * records could be acknowledged batches).
+   * records could be acknowledged batches). Segments of the earlier format come first (their
+   * names sort by creation time too); new sequences continue after theirs.
    */
   async #scan (): Promise<void> {
-    const names = (await readdir(this.#options.dir)).filter((n) => n.endsWith(SEGMENT_SUFFIX)).sort()
+    const names = (await readdir(this.#options.dir)).filter((n) => n.endsWith(SEGMENT_SUFFIX) || n.endsWith(LEGACY_SUFFIX)).sort()
     for (const [index, name] of names.entries()) {
       const path = join(this.#options.dir, name)
+      const legacy = name.endsWith(LEGACY_SUFFIX)
       const extent = { goodBytes: 0, size: 0 }
       let firstSeq = Infinity
       let lastSeq = 0
       let lastAcceptedAt = 0
-      for await (const { body } of readRecords(path, extent)) {
+      for await (const { body } of readSegment(path, legacy, extent)) {
         firstSeq = Math.min(firstSeq, body.seq)
         lastSeq = Math.max(lastSeq, body.seq)
         lastAcceptedAt = Math.max(lastAcceptedAt, body.acceptedAt)
@@ -425,7 +455,7 @@ export class JournalQueue implements IngestQueue {
         }
       }
       this.#nextSeq = Math.max(this.#nextSeq, lastSeq + 1)
-      this.#segments.push({ name, firstSeq: Number.isFinite(firstSeq) ? firstSeq : lastSeq + 1, lastSeq, lastAcceptedAt })
+      this.#segments.push({ name, legacy, firstSeq: Number.isFinite(firstSeq) ? firstSeq : lastSeq + 1, lastSeq, lastAcceptedAt })
     }
     this.#replayUpTo = this.#nextSeq - 1
   }

@@ -140,7 +140,8 @@ for b = 1, nb do
   local base = bucketBase + PER_BUCKET * (b - 1)
   local eSeq = tonumber(e[17])
   -- Sequences compare only within one journal epoch (JournalMark in shared/timeseries/bucket.ts).
-  local sameEpoch = seq ~= nil and e[18] == epoch
+  -- A bucket without an epoch was written before journals had one (UNNAMED_EPOCH, '').
+  local sameEpoch = seq ~= nil and (e[18] or '') == epoch
   if not (sameEpoch and eSeq and eSeq >= seq) then
     local key = KEYS[2 + b]
     local member, ttlMs, indexPos, start = ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
@@ -188,6 +189,8 @@ for b = 1, nb do
     if newEpoch ~= '' then
       hset[#hset + 1] = 'ep'
       hset[#hset + 1] = newEpoch
+    elseif e[18] then
+      redis.call('HDEL', key, 'ep')
     end
     redis.call('HSET', key, unpack(hset))
     redis.call('ZADD', dirtyKey, 'NX', now, member)
