@@ -27,8 +27,14 @@ export async function createClusterAdapters (config: Config, log: Logger): Promi
     env: config.env,
     dedupeWindowMs: config.dedupeWindowMs,
     queueLockMs: config.queueLockMs,
+    durability: config.ingestDurability,
+    replicaTimeoutMs: config.ingestReplicaTimeoutMs,
     onError: (err) => log.warn({ err }, 'redis')
   })
+  if (config.role !== 'worker') {
+    const warning = await redis.queue.checkDurability().catch((err: unknown) => `INGEST_DURABILITY: ${(err as Error).message}`)
+    if (warning !== undefined) log.warn(warning)
+  }
   return {
     mode: 'cluster',
     queue: redis.queue,

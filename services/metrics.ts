@@ -23,6 +23,8 @@ export interface MetricSources {
   archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number, superseded: number, rejected: number }
   /** Pings the archive (DynamoDB); its outage degrades a process without making it unready. */
   archivePing?: () => Promise<void>
+  /** Item fingerprints in the dedupe window (`HotState.dedupeEntries`). */
+  dedupe?: () => Promise<number>
   /** `WriteBehind.stats`. */
   writeBehind?: () => { bucketsWritten: number, bucketsParked: number, flushes: number, failedRounds: number, backlog: number }
 }
@@ -94,6 +96,16 @@ export class PulseMetrics {
         const counts = await within(sources.queue.counts(), QUEUE_COUNTS_TIMEOUT_MS).catch(() => undefined)
         if (counts === undefined) return
         for (const state of ['waiting', 'active', 'failed'] as const) this.set({ state }, counts[state])
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_dedupe_entries',
+      help: 'Item fingerprints the hot state keeps for dedupe (all dedupe slices); memory is this times the bytes per entry in the README',
+      registers,
+      async collect () {
+        if (sources.dedupe === undefined) return
+        const entries = await within(sources.dedupe(), QUEUE_COUNTS_TIMEOUT_MS).catch(() => undefined)
+        if (entries !== undefined) this.set(entries)
       }
     }))
     this.#scraped.push(new Gauge({

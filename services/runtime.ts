@@ -109,7 +109,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
       }
     })
     const writeBehind = aggregator.writeBehind
-    metrics.attach({ writeBehind: () => writeBehind.stats })
+    metrics.attach({ writeBehind: () => writeBehind.stats, dedupe: async () => await adapters.hot.dedupeEntries(config.tickers, now()) })
   }
   if (config.demoFeed && config.role !== 'worker') {
     demo = startDemoFeed({

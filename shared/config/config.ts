@@ -34,6 +34,8 @@ export const EnvSchema = Type.Object({
   DEDUPE_WINDOW: Type.Optional(Type.String({ pattern: '^\\d{1,6}(ms|s|m|h|d)$' })),
   FLUSH_INTERVAL_MS: Type.Optional(Count),
   QUEUE_LOCK_MS: Type.Optional(Count),
+  INGEST_DURABILITY: Type.Optional(Type.Union([Type.Literal('fsync'), Type.Literal('replica'), Type.Literal('none')])),
+  INGEST_REPLICA_TIMEOUT_MS: Type.Optional(Count),
   REQUEST_TIMEOUT_MS: Type.Optional(Count),
   DRAIN_MS: Type.Optional(Count),
   SUBSCRIPTION_LINGER_MS: Type.Optional(Count),
@@ -77,6 +79,14 @@ export interface Config {
   flushIntervalMs: number
   /** How long a worker's claim on an ingest batch lasts without renewal; a crashed worker's batch is retried after it. */
   queueLockMs: number
+  /**
+   * Cluster mode: what a 202 waits for (see README, "Ingest durability"). `fsync` relies on
+   * Redis `appendfsync always`, `replica` on a replica confirming the job (`WAIT`), `none`
+   * on neither.
+   */
+  ingestDurability: IngestDurability
+  /** How long `replica` durability waits for a replica before the producer gets a 503. */
+  ingestReplicaTimeoutMs: number
   /** Longest time a client may take to send a whole request (slow-request defence). */
   requestTimeoutMs: number
   /** How long a stopping gateway keeps answering 503 before it closes; unset: 5 s in cluster mode, 0 embedded. */
@@ -89,6 +99,8 @@ export interface Config {
   logLevel: string
   gatewayEngine: 'fastify' | 'uws'
 }
+
+export type IngestDurability = 'fsync' | 'replica' | 'none'
 
 /** Invalid configuration: the message names the variable. */
 export class ConfigError extends Error {
@@ -167,6 +179,12 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (ingestShards < 1 || ingestShards > MAX_INGEST_SHARDS) throw new ConfigError('INGEST_SHARDS', `must be 1 to ${MAX_INGEST_SHARDS}`)
   const queueLockMs = Number(e.QUEUE_LOCK_MS ?? 30_000)
   if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
+  const ingestDurability = e.INGEST_DURABILITY ?? 'fsync'
+  if (ingestDurability === 'replica' && redisUrl === undefined) {
+    throw new ConfigError('INGEST_DURABILITY', 'replica needs REDIS_URL (cluster mode); the embedded journal always fsyncs')
+  }
+  const ingestReplicaTimeoutMs = Number(e.INGEST_REPLICA_TIMEOUT_MS ?? 2000)
+  if (ingestReplicaTimeoutMs < 1 || ingestReplicaTimeoutMs > 60_000) throw new ConfigError('INGEST_REPLICA_TIMEOUT_MS', 'must be between 1 and 60000')
   const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)
   if (requestTimeoutMs < 1000) throw new ConfigError('REQUEST_TIMEOUT_MS', 'must be at least 1000')
   const seriesCacheMaxBuckets = Number(e.SERIES_CACHE_MAX_BUCKETS ?? 200_000)
@@ -204,6 +222,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     dedupeWindowMs,
     flushIntervalMs: Number(e.FLUSH_INTERVAL_MS ?? 1000),
     queueLockMs,
+    ingestDurability,
+    ingestReplicaTimeoutMs,
     requestTimeoutMs,
     drainMs: e.DRAIN_MS === undefined ? undefined : Number(e.DRAIN_MS),
     subscriptionLingerMs: Number(e.SUBSCRIPTION_LINGER_MS ?? 5000),

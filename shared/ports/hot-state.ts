@@ -1,4 +1,4 @@
-import type { Bucket, BucketRef, Resolution, ScoredItem } from '../timeseries/index.js'
+import type { Bucket, BucketRef, JournalMark, Resolution, ScoredItem } from '../timeseries/index.js'
 
 export type FoldOutcome =
   /** The batch was folded: every bucket that changed, in its new state. */
@@ -16,8 +16,11 @@ export type FlushCadence = Readonly<Partial<Record<Resolution, number>>>
 export interface FoldOptions {
   /** Clock for retention and `last_updated`, epoch ms. Adapters with a server clock may ignore it. */
   now: number
-  /** Sequence of the batch when its queue has one (see IngestBatch.seq). */
-  seq?: number
+  /**
+   * The batch's place in its journal, when the queue has one (see IngestBatch.mark): a
+   * bucket that already holds this mark is left unchanged, so a replay counts nothing twice.
+   */
+  mark?: JournalMark
 }
 
 /**
@@ -72,6 +75,11 @@ export interface HotState {
   markClean (done: Bucket[]): Promise<void>
   /** Marks buckets dirty again (the finalizer uses it to write final states). */
   markDirty (refs: BucketRef[]): Promise<void>
+  /**
+   * Item fingerprints the dedupe window holds now for these tickers, across every slice
+   * (for the sizing gauge: bytes per fingerprint × this = the dedupe memory).
+   */
+  dedupeEntries (tickers: readonly string[], now: number): Promise<number>
   /** How many buckets wait for the write-behind. */
   dirtyCount (): Promise<number>
   /**

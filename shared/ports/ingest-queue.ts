@@ -1,15 +1,22 @@
-import type { ScoredItem } from '../timeseries/index.js'
+import type { JournalMark, ScoredItem } from '../timeseries/index.js'
 
 /** A batch of accepted items as one unit of work. */
 export interface IngestBatch {
   /** Queue-assigned id (a BullMQ job id, a journal sequence). */
   id: string
   /**
-   * Monotonic sequence where the queue has one (the embedded journal): folding a batch
-   * whose `seq` a bucket has already seen is a no-op for that bucket, which makes replay
+   * Journal epoch and sequence where the queue has them (the embedded journal): folding a
+   * batch whose mark a bucket already holds is a no-op for that bucket, which makes replay
    * after a crash idempotent. Queues without it rely on item dedupe alone.
    */
-  seq?: number
+  mark?: JournalMark
+  /**
+   * True when this batch may have been handed to a consumer before (a retry, a stalled
+   * job taken over, a journal replay after a restart): part of it may already be folded
+   * without its changes having been published, so the consumer republishes the current
+   * state of every bucket the batch touches.
+   */
+  redelivered?: boolean
   /** When the gateway accepted the batch, epoch ms (for end-to-end latency). */
   acceptedAt: number
   items: ScoredItem[]

@@ -50,8 +50,36 @@ export interface Bucket extends BucketRef, Aggregate {
   rev: number
   /** Time of the last change, epoch milliseconds (monotonic per bucket). */
   last_updated: number
-  /** Highest ingest-queue sequence folded in, where the queue numbers its batches. */
+  /** Highest sequence folded in from the journal named by {@link Bucket.epoch}. */
   seq?: number
+  /** Epoch of the journal whose batches `seq` counts (see {@link JournalMark}). */
+  epoch?: string
+}
+
+/**
+ * Where a batch stands in the journal that numbered it. Sequences only compare within one
+ * journal: `epoch` is a random id created with the journal, so a bucket written through
+ * another journal (an archive that outlived its data directory, a second instance on the
+ * same table) never makes a batch of this one look already folded.
+ */
+export interface JournalMark {
+  epoch: string
+  seq: number
+}
+
+/**
+ * The epoch of batches journaled before journals had one: their buckets carry a `seq`
+ * and no epoch, and a replay of those batches must still find them.
+ */
+export const UNNAMED_EPOCH = ''
+
+function epochOf (bucket: Pick<Bucket, 'epoch'> | undefined): string | undefined {
+  return bucket === undefined ? undefined : bucket.epoch ?? UNNAMED_EPOCH
+}
+
+/** Whether `bucket` already holds the batch at `mark` (a replay must not fold it again). */
+export function holdsMark (bucket: Pick<Bucket, 'seq' | 'epoch'> | undefined, mark: JournalMark | undefined): boolean {
+  return mark !== undefined && epochOf(bucket) === mark.epoch && bucket?.seq !== undefined && bucket.seq >= mark.seq
 }
 
 /** A bucket as clients see it (SPEC §2). Partial buckets carry progress fields. */
@@ -181,7 +209,7 @@ export function foldAggregate (items: readonly ScoredItem[], into?: Aggregate): 
  * Applies an aggregate of new items to a stored bucket (or creates it): one change,
  * so `rev` goes up by one and `last_updated` moves to `now` (never backwards).
  */
-export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, delta: Aggregate, now: number, seq?: number): Bucket {
+export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, delta: Aggregate, now: number, mark?: JournalMark): Bucket {
   const merged = existing === undefined ? delta : mergeAggregates(existing, delta)
   const bucket: Bucket = {
     ticker: ref.ticker,
@@ -191,8 +219,14 @@ export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, del
     rev: (existing?.rev ?? 0) + 1,
     last_updated: Math.max(now, existing?.last_updated ?? 0)
   }
-  const highestSeq = Math.max(seq ?? -1, existing?.seq ?? -1)
-  if (highestSeq >= 0) bucket.seq = highestSeq
+  // A mark of another journal replaces the old one: only this journal's replays compare to it.
+  if (mark !== undefined) {
+    if (mark.epoch !== UNNAMED_EPOCH) bucket.epoch = mark.epoch
+    bucket.seq = epochOf(existing) === mark.epoch ? Math.max(mark.seq, existing?.seq ?? -1) : mark.seq
+  } else if (existing?.seq !== undefined) {
+    bucket.seq = existing.seq
+    if (existing.epoch !== undefined) bucket.epoch = existing.epoch
+  }
   return bucket
 }
 

@@ -12,6 +12,8 @@ const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server'
 export interface RedisServerOptions {
   /** Persist with an append-only file, so a restart keeps the data. */
   aof?: boolean
+  /** Start as a replica of the Redis on this 127.0.0.1 port (`--replicaof`). */
+  replicaOf?: number
 }
 
 /** A `redis-server` child process on a free loopback port, owned by one test. */
@@ -76,7 +78,8 @@ export async function startRedisServer (t: Teardown, options: RedisServerOptions
   const launch = async (): Promise<void> => {
     const args = [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-      '--appendonly', options.aof === true ? 'yes' : 'no', '--appendfsync', 'always', '--loglevel', 'warning'
+      '--appendonly', options.aof === true ? 'yes' : 'no', '--appendfsync', 'always', '--loglevel', 'warning',
+      ...(options.replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(options.replicaOf)])
     ]
     const proc = spawn(REDIS_SERVER, args, { stdio: 'ignore' })
     child = proc

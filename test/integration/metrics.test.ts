@@ -35,6 +35,7 @@ const LISTED = [
   'pulse_write_behind_failed_flushes_total',
   'pulse_write_behind_backlog',
   'pulse_redis_reconnects_total',
+  'pulse_dedupe_entries',
   'process_cpu_user_seconds_total',
   'process_resident_memory_bytes',
   'nodejs_eventloop_lag_seconds',
@@ -92,6 +93,7 @@ function checkRun (t: Test, text: string, samples: Sample[]): void {
   t.equal(v('pulse_dynamodb_failed_puts_total'), 0, 'no failed puts')
   t.ok(v('pulse_write_behind_flushes_total') > 0, 'flushes')
   t.equal(v('pulse_write_behind_backlog'), 0, 'nothing left dirty')
+  t.ok(v('pulse_dedupe_entries') > 0, 'dedupe fingerprints held')
   t.ok(v('process_resident_memory_bytes') > 0, 'process metrics')
 }
 

@@ -37,9 +37,9 @@ async function newState (dedupeWindowMs = DAY): Promise<RedisHotState> {
 }
 
 /** Folds, seeding known-empty buckets whenever the state asks. */
-async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number, seq?: number): Promise<{ changed: Bucket[], duplicates: number }> {
+async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number, seq?: number, epoch = 'e1'): Promise<{ changed: Bucket[], duplicates: number }> {
   for (;;) {
-    const outcome = await hot.fold('AAPL', items, seq === undefined ? { now } : { now, seq })
+    const outcome = await hot.fold('AAPL', items, seq === undefined ? { now } : { now, mark: { epoch, seq } })
     if (outcome.kind === 'applied') return outcome
     await hot.seed(outcome.refs, [])
   }
@@ -193,6 +193,12 @@ t.test('seq: a bucket skips a batch it has already seen', async (t) => {
   t.same(again.changed, [])
   const later = await foldLoaded(hot, [item('s3', ts, 0.2)], now, 6)
   t.equal(later.changed[0]?.count, 2)
+  const otherJournal = await foldLoaded(hot, [item('s4', ts, 0.2)], now, 1, 'e2')
+  t.equal(otherJournal.changed[0]?.count, 3, 'a lower seq of another epoch is folded')
+  t.same([otherJournal.changed[0]?.seq, otherJournal.changed[0]?.epoch], [1, 'e2'], 'and the bucket now holds that epoch')
+  t.same((await hot.get(otherJournal.changed.slice(0, 1)))[0]?.epoch, 'e2', 'stored with the bucket')
+  const replay = await foldLoaded(hot, [item('s5', ts, 0.2)], now, 1, 'e2')
+  t.same(replay.changed, [], 'a replay of that batch is skipped')
 })
 
 t.test('concurrent workers keep totals exact', async (t) => {

@@ -15,7 +15,7 @@ async function fold (hot: HotState, items: ScoredItem[], now = NOW, seq?: number
   const changed: Bucket[] = []
   for (const [ticker, group] of byTicker) {
     for (;;) {
-      const outcome = await hot.fold(ticker, group, seq === undefined ? { now } : { now, seq })
+      const outcome = await hot.fold(ticker, group, seq === undefined ? { now } : { now, mark: { epoch: 'e1', seq } })
       if (outcome.kind === 'applied') {
         changed.push(...outcome.changed)
         break
@@ -89,9 +89,9 @@ t.test('a replayed batch sequence is skipped per bucket; dirty marks follow revs
   t.equal(changed.length, 8)
   t.ok(changed.every((b) => b.seq === 5))
   const fresh = new MemoryHotState({ dedupeWindowMs: DAY })
-  const first = await fresh.fold('AAPL', [item], { now: NOW, seq: 5 })
+  const first = await fresh.fold('AAPL', [item], { now: NOW, mark: { epoch: 'e1', seq: 5 } })
   if (first.kind === 'needs-load') await fresh.seed(first.refs, changed)
-  const replay = await fresh.fold('AAPL', [item], { now: NOW, seq: 5 })
+  const replay = await fresh.fold('AAPL', [item], { now: NOW, mark: { epoch: 'e1', seq: 5 } })
   t.same(replay.kind === 'applied' && replay.changed, [], 'buckets that hold seq 5 already are not changed')
   const dirty = await hot.takeDirty(100)
   await fold(hot, [{ ...item, id: 'y' }], NOW, 6)
@@ -128,4 +128,31 @@ t.test('write-behind side: parked buckets wait, clean means the archive holds th
   const cadence = { '1m': hour, '5m': hour, '10m': hour, '1h': hour, '3h': hour, '6h': hour, '12h': hour, '24h': hour }
   t.strictSame(await hot.takeDirty(100, cadence), [], 'with a cadence none is due')
   t.equal((await hot.takeDirty(100)).length, again.length, 'without one all are')
+})
+
+t.test('a sequence of another journal epoch never skips a batch', async (t) => {
+  const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }
+  const archived = await fold(new MemoryHotState({ dedupeWindowMs: DAY }), [item], NOW, 900)
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  const mark = { epoch: 'e2', seq: 1 }
+  const first = await hot.fold('AAPL', [{ ...item, id: 'new' }], { now: NOW, mark })
+  if (first.kind === 'needs-load') await hot.seed(first.refs, archived)
+  const applied = await hot.fold('AAPL', [{ ...item, id: 'new' }], { now: NOW, mark })
+  t.equal(applied.kind === 'applied' && applied.changed.length, 8, 'buckets at seq 900 of epoch e1 take seq 1 of epoch e2')
+  const buckets = applied.kind === 'applied' ? applied.changed : []
+  t.ok(buckets.every((b) => b.count === 2 && b.seq === 1 && b.epoch === 'e2'), 'counted, and marked with the new epoch')
+  const replay = await hot.fold('AAPL', [{ ...item, id: 'again' }], { now: NOW, mark })
+  t.same(replay.kind === 'applied' && replay.changed, [], 'a replay of e2 seq 1 is still skipped')
+})
+
+t.test('buckets from before journal epochs hold the unnamed epoch', async (t) => {
+  const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }
+  const archived = (await fold(new MemoryHotState({ dedupeWindowMs: DAY }), [item], NOW)).map((b) => ({ ...b, seq: 2 }))
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY })
+  const first = await hot.fold('AAPL', [item], { now: NOW, mark: { epoch: '', seq: 2 } })
+  if (first.kind === 'needs-load') await hot.seed(first.refs, archived)
+  const replay = await hot.fold('AAPL', [item], { now: NOW, mark: { epoch: '', seq: 2 } })
+  t.same(replay.kind === 'applied' && replay.changed, [], 'a replayed earlier-format batch is skipped')
+  const next = await hot.fold('AAPL', [{ ...item, id: 'y' }], { now: NOW, mark: { epoch: '', seq: 3 } })
+  t.ok(next.kind === 'applied' && next.changed.every((b) => b.count === 2 && b.seq === 3 && b.epoch === undefined), 'a later one is folded')
 })

@@ -5,7 +5,7 @@ import {
 
 /**
  * A bucket as stored in `{env}-sentiment-timeseries`. The client-facing attributes are
- * named as in the JSON bucket; `start`, `last_updated_ms`, `first`, `last` and `seq` are
+ * named as in the JSON bucket; `start`, `last_updated_ms`, `first`, `last`, `seq` and `epoch` are
  * what the merge law needs to keep folding into a bucket reloaded from the table.
  */
 export interface BucketItem extends Omit<WireBucket, 'resolution' | 'progress_pct' | 'next_update_at'> {
@@ -23,6 +23,7 @@ export interface BucketItem extends Omit<WireBucket, 'resolution' | 'progress_pc
   first: OrderKey
   last: OrderKey
   seq?: number
+  epoch?: string
 }
 
 /** The table's key of a bucket. */
@@ -44,6 +45,7 @@ export function bucketToItem (bucket: Bucket, now: number): BucketItem {
     last: { ts: bucket.last.ts, id: bucket.last.id }
   }
   if (bucket.seq !== undefined) item.seq = bucket.seq
+  if (bucket.epoch !== undefined) item.epoch = bucket.epoch
   return item
 }
 
@@ -101,5 +103,6 @@ export function itemToBucket (raw: Raw): Bucket {
     last_updated: field(raw, 'last_updated_ms', isNumber, key)
   }
   if (raw.seq !== undefined) bucket.seq = field(raw, 'seq', isNumber, key)
+  if (raw.epoch !== undefined) bucket.epoch = field(raw, 'epoch', isString, key)
   return bucket
 }

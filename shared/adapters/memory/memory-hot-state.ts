@@ -1,8 +1,14 @@
 import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  applyToBucket, bucketEnd, bucketId, dedupeKey, foldAggregate, groupByBucket, isRetained, seriesKey
+  applyToBucket, bucketEnd, bucketId, dedupeFingerprint, dedupeSliceExpiresAt, dedupeSlices, foldAggregate, groupByBucket,
+  holdsMark, isRetained, seriesKey
 } from '../../timeseries/index.js'
+
+/** An item's fingerprint as a compact one-byte string (8 characters). */
+function fingerprint (ticker: string, id: string): string {
+  return dedupeFingerprint(ticker, id).toString('latin1')
+}
 
 /**
  * Hot state in process memory, for embedded mode: one process owns it, so a fold is
@@ -18,8 +24,8 @@ export class MemoryHotState implements HotState {
   /** When each recently written bucket was marked clean (the flush cadence). */
   readonly #writtenAt = new Map<string, number>()
   #finalizedTo: number | undefined
-  /** Dedupe key → expiry; insertion order is expiry order because the window is fixed. */
-  readonly #seen = new Map<string, number>()
+  /** Item fingerprints (as 8-character latin1 strings) per dedupe slice; see shared/timeseries/dedupe.ts. */
+  readonly #seen = new Map<number, Set<string>>()
   readonly #dedupeWindowMs: number
 
   constructor (options: { dedupeWindowMs: number }) {
@@ -27,9 +33,10 @@ export class MemoryHotState implements HotState {
   }
 
   async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
-    const { now, seq } = options
+    const { now, mark } = options
     this.#sweepSeen(now)
-    const fresh = this.#unseen(ticker, items)
+    const slices = dedupeSlices(now, this.#dedupeWindowMs)
+    const fresh = this.#unseen(ticker, items, slices.checked)
     const groups = groupByBucket(fresh, now)
     const missing: BucketRef[] = []
     for (const { ref } of groups.values()) {
@@ -37,14 +44,19 @@ export class MemoryHotState implements HotState {
     }
     if (missing.length > 0) return { kind: 'needs-load', refs: missing }
 
-    for (const item of fresh) this.#seen.set(dedupeKey(ticker, item.id), now + this.#dedupeWindowMs)
+    let current = this.#seen.get(slices.current)
+    if (current === undefined) {
+      current = new Set()
+      this.#seen.set(slices.current, current)
+    }
+    for (const item of fresh) current.add(fingerprint(ticker, item.id))
     const changed: Bucket[] = []
     for (const { ref, items: bucketItems } of groups.values()) {
       const existing = this.#lookup(ref)
-      if (seq !== undefined && existing?.seq !== undefined && existing.seq >= seq) continue
+      if (holdsMark(existing, mark)) continue
       const delta = foldAggregate(bucketItems)
       if (delta === undefined) continue
-      const bucket = applyToBucket(ref, existing, delta, now, seq)
+      const bucket = applyToBucket(ref, existing, delta, now, mark)
       this.#store(bucket)
       this.#dirty.set(bucketId(ref), bucket)
       changed.push(bucket)
@@ -136,6 +148,14 @@ export class MemoryHotState implements HotState {
     }
   }
 
+  /** Every ticker's fingerprints (one process holds them all). */
+  async dedupeEntries (_tickers: readonly string[], now: number): Promise<number> {
+    this.#sweepSeen(now)
+    let entries = 0
+    for (const slice of this.#seen.values()) entries += slice.size
+    return entries
+  }
+
   async dirtyCount (): Promise<number> {
     return this.#dirty.size
   }
@@ -170,22 +190,23 @@ export class MemoryHotState implements HotState {
 
   async close (): Promise<void> {}
 
-  #unseen (ticker: string, items: ScoredItem[]): ScoredItem[] {
+  #unseen (ticker: string, items: ScoredItem[], checked: readonly number[]): ScoredItem[] {
+    const slices = checked.flatMap((slice) => this.#seen.get(slice) ?? [])
     const fresh: ScoredItem[] = []
     const inBatch = new Set<string>()
     for (const item of items) {
-      const key = dedupeKey(ticker, item.id)
-      if (this.#seen.has(key) || inBatch.has(key)) continue
+      const key = fingerprint(ticker, item.id)
+      if (inBatch.has(key) || slices.some((slice) => slice.has(key))) continue
       inBatch.add(key)
       fresh.push(item)
     }
     return fresh
   }
 
+  /** Drops slices whose every fingerprint is past the window. */
   #sweepSeen (now: number): void {
-    for (const [key, expiry] of this.#seen) {
-      if (expiry > now) break
-      this.#seen.delete(key)
+    for (const slice of this.#seen.keys()) {
+      if (dedupeSliceExpiresAt(slice, this.#dedupeWindowMs) <= now) this.#seen.delete(slice)
     }
   }
 

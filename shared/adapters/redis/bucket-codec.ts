@@ -2,9 +2,10 @@ import type { Aggregate, Bucket, BucketRef } from '../../timeseries/index.js'
 
 /**
  * Hash fields of a stored bucket, in the order the Lua scripts read and return them.
- * The first fourteen are the aggregate; `rev`, `upd` (last_updated) and `seq` follow.
+ * The first fourteen are the aggregate; `rev`, `upd` (last_updated), `seq` and `ep` (the
+ * journal epoch of `seq`) follow.
  */
-export const BUCKET_FIELDS = ['o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq'] as const
+export const BUCKET_FIELDS = ['o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep'] as const
 
 /** Number of aggregate fields passed per bucket to the fold script. */
 export const AGGREGATE_FIELD_COUNT = 14
@@ -28,13 +29,14 @@ export function encodeAggregate (agg: Aggregate): string[] {
   ]
 }
 
-/** Every field of a bucket hash, in {@link BUCKET_FIELDS} order; `seq` is empty when unset. */
+/** Every field of a bucket hash, in {@link BUCKET_FIELDS} order; `seq` and `ep` are empty when unset. */
 export function encodeBucket (bucket: Bucket): string[] {
   return [
     ...encodeAggregate(bucket),
     numberText(bucket.rev),
     numberText(bucket.last_updated),
-    bucket.seq === undefined ? '' : numberText(bucket.seq)
+    bucket.seq === undefined ? '' : numberText(bucket.seq),
+    bucket.epoch ?? ''
   ]
 }
 
@@ -70,5 +72,7 @@ export function decodeBucket (ref: BucketRef, values: ReadonlyArray<string | nul
   }
   const seq = field(16)
   if (seq !== '') bucket.seq = Number(seq)
+  const epoch = field(17)
+  if (epoch !== '') bucket.epoch = epoch
   return bucket
 }

@@ -49,8 +49,28 @@ export interface BullmqQueueOptions extends RedisTarget {
    * dies mid-batch holds it this long before another worker retries it.
    */
   lockDurationMs?: number
+  /**
+   * What {@link BullmqIngestQueue.enqueue} waits for before it resolves (default `none`):
+   * `replica` also waits until a replica confirms it holds the job (`WAIT`, up to
+   * `replicaTimeoutMs`) and rejects when none does in time; `fsync` and `none` resolve
+   * once the primary stored it (with `fsync`, the primary's `appendfsync always` makes
+   * that durable: see {@link BullmqIngestQueue.checkDurability}).
+   */
+  durability?: IngestDurability
+  /** Longest wait for a replica under `replica` durability (default 2000 ms). */
+  replicaTimeoutMs?: number
   /** Worker errors and batches that failed an attempt. */
   onError?: (error: unknown, jobId?: string) => void
+}
+
+export type IngestDurability = 'fsync' | 'replica' | 'none'
+
+/** A batch Redis stored that no replica confirmed in time: the producer must retry it. */
+export class ReplicaNotConfirmedError extends Error {
+  constructor (readonly timeoutMs: number) {
+    super(`no replica confirmed the batch within ${timeoutMs} ms`)
+    this.name = 'ReplicaNotConfirmedError'
+  }
 }
 
 /** Longest pause between two tries of a batch. */
@@ -105,8 +125,10 @@ export class BullmqIngestQueue implements IngestQueue {
 
   /**
    * Resolves with the job ids (comma-separated when the batch spans shards) once Redis has
-   * stored every job. If one shard fails, the others may still hold their part: a producer
-   * that retries the whole batch counts nothing twice, since the fold dedupes by item id.
+   * stored every job, and under `replica` durability once a replica holds each of them. If
+   * one shard fails (or no replica confirms in time), the others may still hold their part:
+   * a producer that retries the whole batch counts nothing twice, since the fold dedupes by
+   * item id.
    */
   async enqueue (items: ScoredItem[], acceptedAt: number): Promise<string> {
     const byShard = new Map<number, ScoredItem[]>()
@@ -118,10 +140,39 @@ export class BullmqIngestQueue implements IngestQueue {
     }
     const ids = await Promise.all([...byShard].map(async ([shard, group]) => {
       const jobId = randomUUID()
-      await (this.#shards[shard] as Queue<JobData>).add('batch', { acceptedAt, items: group }, { jobId })
+      const queue = this.#shards[shard] as Queue<JobData>
+      await queue.add('batch', { acceptedAt, items: group }, { jobId })
+      if (this.#options.durability === 'replica') {
+        // WAIT covers every write this connection made before it, the add included.
+        const timeoutMs = this.#options.replicaTimeoutMs ?? 2000
+        const client = await queue.client
+        const confirmed = Number(await client.runCommand('wait', [1, timeoutMs]))
+        if (!(confirmed >= 1)) throw new ReplicaNotConfirmedError(timeoutMs)
+      }
       return jobId
     }))
     return ids.join(',')
+  }
+
+  /**
+   * Whether the Redis server backs the configured durability: under `fsync` it must run
+   * `appendonly yes` with `appendfsync always`. Returns a warning to log, or `undefined`.
+   * Servers that forbid CONFIG (managed services) cannot be checked; that is a warning too.
+   */
+  async checkDurability (): Promise<string | undefined> {
+    if (this.#options.durability !== 'fsync') return undefined
+    const client = await this.queue.client
+    let settings: Record<string, string>
+    try {
+      const reply = await client.runCommand('config', ['GET', 'appendonly', 'appendfsync']) as string[]
+      settings = Object.fromEntries(reply.flatMap((value, i) => i % 2 === 0 ? [[value, reply[i + 1] ?? '']] : []))
+    } catch (err) {
+      return `INGEST_DURABILITY=fsync: could not read the Redis persistence settings (${(err as Error).message}); make sure the server runs appendonly yes with appendfsync always`
+    }
+    if (settings.appendonly !== 'yes' || settings.appendfsync !== 'always') {
+      return `INGEST_DURABILITY=fsync: Redis runs appendonly ${settings.appendonly ?? '?'} with appendfsync ${settings.appendfsync ?? '?'}; an acknowledged batch can be lost in a crash unless it runs appendonly yes with appendfsync always`
+    }
+    return undefined
   }
 
   /** Works on every shard, each with its own BullMQ worker and `concurrency` batches at once. */
@@ -135,7 +186,10 @@ export class BullmqIngestQueue implements IngestQueue {
 
   #work (shard: number, connection: ReturnType<typeof bullmqConnection>, handler: BatchHandler): Worker<JobData> {
     const worker = new Worker<JobData>(this.name, async (job: Job<JobData>) => {
-      await handler({ id: job.id ?? '', acceptedAt: job.data.acceptedAt, items: job.data.items })
+      // A failed attempt, or a worker that died holding the job (stalled: taken over without
+      // a failure), may have folded part of the batch without publishing it.
+      const redelivered = job.attemptsMade > 0 || job.attemptsStarted > 1
+      await handler({ id: job.id ?? '', redelivered, acceptedAt: job.data.acceptedAt, items: job.data.items })
     }, {
       connection,
       prefix: ingestShardPrefix(shard),

@@ -1,8 +1,8 @@
 import {
-  type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  DURATION_MS, MAX_SOURCES, RETENTION_MS, bucketEnd, foldAggregate, groupByBucket
+  type Bucket, type BucketRef, type JournalMark, type Resolution, type ScoredItem,
+  DURATION_MS, MAX_SOURCES, RETENTION_MS, bucketEnd, dedupeFingerprint, dedupeSlices, foldAggregate, groupByBucket
 } from '../../timeseries/index.js'
-import { decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
+import { BUCKET_FIELDS, decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
 
 /** How long keys outlive their bucket's retention (covers items up to 5 minutes early). */
@@ -29,7 +29,8 @@ function indexTrimBefore (resolution: Resolution, now: number): number {
 /** Keys and arguments of one script call, plus the refs in the order the script numbers them. */
 export interface ScriptCall {
   keys: string[]
-  args: string[]
+  /** Text, and binary item fingerprints (fold). */
+  args: Array<string | Buffer>
   refs: BucketRef[]
 }
 
@@ -49,14 +50,16 @@ function indexSlots (keys: RedisKeys, refs: readonly BucketRef[]): { indexKeys: 
  * buckets and retention come from the domain's `groupByBucket`, and each bucket's items
  * are pre-aggregated so the script merges one partial aggregate per bucket.
  */
-export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, seq?: number, dedupeWindowMs: number }): ScriptCall {
+export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, mark?: JournalMark, dedupeWindowMs: number }): ScriptCall {
   const { now } = options
   const groups = [...groupByBucket(fresh, now).values()]
   const refs = groups.map((g) => g.ref)
   const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
-  const args: string[] = [
-    String(options.dedupeWindowMs), options.seq === undefined ? '' : String(options.seq),
-    String(refs.length), String(indexKeys.length), String(fresh.length)
+  const slices = dedupeSlices(now, options.dedupeWindowMs)
+  const earlier = slices.checked.filter((slice) => slice !== slices.current)
+  const args: Array<string | Buffer> = [
+    String(slices.currentExpiresAt), options.mark === undefined ? '' : String(options.mark.seq), options.mark?.epoch ?? '',
+    String(refs.length), String(indexKeys.length), String(fresh.length), String(earlier.length)
   ]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)), String(indexTrimBefore(resolution, now)))
   groups.forEach((group, i) => {
@@ -64,14 +67,22 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
     if (delta === undefined) throw new Error('empty bucket group')
     args.push(dirtyMember(group.ref), String(bucketTtlMs(group.ref, now)), String(pos[i]), String(group.ref.start), ...encodeAggregate(delta))
   })
-  for (const item of fresh) args.push(item.id)
+  for (const item of fresh) args.push(dedupeFingerprint(ticker, item.id))
   args.push(String(MAX_SOURCES))
-  return { keys: [keys.seen(ticker), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs }
+  return {
+    keys: [
+      keys.seenSlice(ticker, slices.current), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys,
+      ...earlier.map((slice) => keys.seenSlice(ticker, slice))
+    ],
+    args,
+    refs
+  }
 }
 
 /** What lua/fold.lua answered. */
 export type FoldReply =
-  | { kind: 'dup', ids: string[] }
+  /** 1-based positions, among the planned items, of those already seen. */
+  | { kind: 'dup', positions: number[] }
   | { kind: 'load', refs: BucketRef[] }
   | { kind: 'ok', changed: Bucket[] }
 
@@ -85,7 +96,7 @@ function refAt (refs: readonly BucketRef[], oneBased: unknown): BucketRef {
 export function parseFoldReply (reply: unknown, refs: readonly BucketRef[]): FoldReply {
   if (!Array.isArray(reply)) throw new Error('fold script returned no list')
   const [kind, ...rest] = reply as unknown[]
-  if (kind === 'dup') return { kind, ids: rest.map(String) }
+  if (kind === 'dup') return { kind, positions: rest.map(Number) }
   if (kind === 'load') return { kind, refs: rest.map((i) => refAt(refs, i)) }
   if (kind !== 'ok') throw new Error(`fold script returned ${String(kind)}`)
   const changed = rest.map((entry) => {
@@ -105,7 +116,7 @@ export function planSeed (keys: RedisKeys, refs: readonly BucketRef[], found: Re
   const { indexKeys, resolutions, pos } = indexSlots(keys, refs)
   const args: string[] = [String(refs.length), String(indexKeys.length)]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)))
-  const empty: string[] = new Array<string>(17).fill('')
+  const empty: string[] = new Array<string>(BUCKET_FIELDS.length).fill('')
   refs.forEach((ref, i) => {
     const bucket = found.get(keys.bucket(ref))
     args.push(String(pos[i]), numberText(ref.start), String(bucketTtlMs(ref, now)), ...(bucket === undefined ? empty : encodeBucket(bucket)))

@@ -1,10 +1,10 @@
-import { BullmqIngestQueue } from './bullmq-queue.js'
+import { BullmqIngestQueue, type IngestDurability } from './bullmq-queue.js'
 import type { RedisClusterOptions } from './connection.js'
 import { RedisBus } from './redis-bus.js'
 import { RedisHotState } from './redis-hot-state.js'
 import { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './repeatable-job.js'
 
-export { BullmqIngestQueue, ingestShardOf, ingestShardPrefix } from './bullmq-queue.js'
+export { BullmqIngestQueue, type IngestDurability, ingestShardOf, ingestShardPrefix, ReplicaNotConfirmedError } from './bullmq-queue.js'
 export { openRedis, type RedisClient, type RedisClusterOptions, type RedisTarget } from './connection.js'
 export { RedisBus } from './redis-bus.js'
 export { RedisHotState } from './redis-hot-state.js'
@@ -24,6 +24,10 @@ export interface RedisAdapterOptions {
   concurrency?: number
   /** How long a worker's claim on a batch lasts unless renewed (`QUEUE_LOCK_MS`, default 30 s). */
   queueLockMs?: number
+  /** What an enqueue waits for (`INGEST_DURABILITY`, see BullmqQueueOptions.durability). */
+  durability?: IngestDurability
+  /** `INGEST_REPLICA_TIMEOUT_MS`. */
+  replicaTimeoutMs?: number
   /** Connection and worker errors (ioredis and BullMQ recover by themselves). */
   onError?: (error: unknown) => void
 }
@@ -51,7 +55,9 @@ export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapter
     shards: options.ingestShards ?? 1,
     ...errors,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-    ...(options.queueLockMs === undefined ? {} : { lockDurationMs: options.queueLockMs })
+    ...(options.queueLockMs === undefined ? {} : { lockDurationMs: options.queueLockMs }),
+    ...(options.durability === undefined ? {} : { durability: options.durability }),
+    ...(options.replicaTimeoutMs === undefined ? {} : { replicaTimeoutMs: options.replicaTimeoutMs })
   })
   const jobs: RepeatableJob[] = []
   return {

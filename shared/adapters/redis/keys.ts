@@ -7,7 +7,8 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  * - `pulse:<env>:{AAPL}:b:5m:<start>` bucket hash (a hash with only `rev` = 0 marks a bucket
  *   known to be empty in the archive)
  * - `pulse:<env>:{AAPL}:i:5m` sorted set of loaded bucket starts of a series
- * - `pulse:<env>:{AAPL}:seen` sorted set of item ids, scored by dedupe expiry (ms)
+ * - `pulse:<env>:{AAPL}:seen:<slice>` set of 8-byte fingerprints of the items folded during one
+ *   dedupe slice, expiring whole (see shared/timeseries/dedupe.ts)
  * - `pulse:<env>:{AAPL}:dirty` sorted set of dirty bucket members (`5m:<start>`), scored by
  *   when they became dirty
  * - `pulse:<env>:{AAPL}:written` sorted set of recently written bucket members, scored by
@@ -35,8 +36,8 @@ export class RedisKeys {
     return `${this.#tag(ticker)}:i:${resolution}`
   }
 
-  seen (ticker: string): string {
-    return `${this.#tag(ticker)}:seen`
+  seenSlice (ticker: string, slice: number): string {
+    return `${this.#tag(ticker)}:seen:${slice}`
   }
 
   dirty (ticker: string): string {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
 import type { RedisClient } from './connection.js'
 
-type Arg = string | number
+type Arg = string | number | Buffer
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -1,6 +1,6 @@
 import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
 import {
-  type Bucket, type BucketRef, type Resolution, type ScoredItem, DURATION_MS, RESOLUTIONS, groupByTicker, isResolution
+  type Bucket, type BucketRef, type Resolution, type ScoredItem, DURATION_MS, RESOLUTIONS, dedupeSlices, groupByTicker, isResolution
 } from '../../timeseries/index.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
 import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisClusterOptions } from './connection.js'
@@ -96,8 +96,8 @@ export class RedisHotState implements HotState {
       const reply = parseFoldReply(raw, call.refs)
       if (reply.kind === 'load') return { kind: 'needs-load', refs: reply.refs }
       if (reply.kind === 'ok') return { kind: 'applied', changed: reply.changed, duplicates: items.length - fresh.length }
-      const seen = new Set(reply.ids)
-      fresh = fresh.filter((item) => !seen.has(item.id))
+      const seen = new Set(reply.positions)
+      fresh = fresh.filter((_item, i) => !seen.has(i + 1))
     }
     return { kind: 'applied', changed: [], duplicates: items.length }
   }
@@ -217,6 +217,17 @@ export class RedisHotState implements HotState {
       pipeline.pulseMarkDirty(1 + group.length, this.#keys.dirty(ticker), ...group.map((r) => this.#keys.bucket(r)), ...group.map(dirtyMember))
     }
     await execPipeline(pipeline)
+  }
+
+  async dedupeEntries (tickers: readonly string[], now: number): Promise<number> {
+    const { checked } = dedupeSlices(now, this.#dedupeWindowMs)
+    if (tickers.length === 0) return 0
+    const pipeline = this.#redis.pipeline()
+    for (const ticker of tickers) {
+      for (const slice of checked) pipeline.scard(this.#keys.seenSlice(ticker, slice))
+    }
+    const sizes = await execPipeline(pipeline)
+    return sizes.reduce<number>((sum, n) => sum + Number(n), 0)
   }
 
   async dirtyCount (): Promise<number> {

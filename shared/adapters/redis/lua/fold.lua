@@ -3,30 +3,33 @@ Folds one batch of ONE ticker into its buckets, atomically.
 
 The caller has already removed in-batch duplicates, grouped the items by bucket and
 pre-aggregated each group (the domain's foldAggregate). This script:
-  1. returns {'dup', id...} and changes nothing when any id was seen within the window
-     (the caller drops those ids, re-aggregates and calls again);
+  1. returns {'dup', position...} and changes nothing when any item's fingerprint is in a
+     dedupe slice (the caller drops those items, re-aggregates and calls again);
   2. returns {'load', bucketIndex...} and changes nothing when a bucket is neither loaded
      nor known-empty (the needs-load protocol);
-  3. otherwise records the ids as seen, merges each partial aggregate into its bucket by
+  3. otherwise adds the fingerprints to the current slice, merges each partial aggregate into its bucket by
      the merge law, bumps rev, stamps last_updated from the server clock, marks the bucket
      dirty and returns {'ok', {bucketIndex, field...}...} with the new states.
 
-KEYS: seen, dirty, bucket hashes (nb), series indexes (ni)
-ARGV: windowMs, seq|'', nb, ni, nIds,
+KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns)
+ARGV: currentSliceExpiresAt (epoch ms), seq|'', epoch|'', nb, ni, nIds, ns,
       per index: ttlMs, trimBefore
       per bucket: member, ttlMs, indexPos, start, 14 aggregate fields (see bucket-codec.ts)
-      ids, maxSources (the domain's MAX_SOURCES: a bucket keeps the first maxSources sources)
+      item fingerprints (8 bytes each, shared/timeseries/dedupe.ts), then maxSources (the
+      domain's MAX_SOURCES: a bucket keeps the first maxSources sources)
 ]]
 
-local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq' }
+local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep' }
 local PER_BUCKET = 18
 local CHUNK = 1000
 
 local seenKey, dirtyKey = KEYS[1], KEYS[2]
-local windowMs = tonumber(ARGV[1])
+local sliceExpiresAt = ARGV[1]
 local seq = tonumber(ARGV[2])
-local nb, ni, nIds = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local bucketBase = 5 + 2 * ni
+local epoch = ARGV[3]
+local nb, ni, nIds, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ARGS_HEAD = 7
+local bucketBase = ARGS_HEAD + 2 * ni
 local idBase = bucketBase + PER_BUCKET * nb
 local maxSources = tonumber(ARGV[idBase + nIds + 1])
 
@@ -89,15 +92,22 @@ end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+local slices = { seenKey }
+for s = 1, ns do slices[#slices + 1] = KEYS[2 + nb + ni + s] end
 local seenIds = {}
 for i = 1, nIds, CHUNK do
   local last = math.min(i + CHUNK - 1, nIds)
   local chunk = {}
   for j = i, last do chunk[#chunk + 1] = ARGV[idBase + j] end
-  local scores = redis.call('ZMSCORE', seenKey, unpack(chunk))
+  local dup = {}
+  for _, slice in ipairs(slices) do
+    local found = redis.call('SMISMEMBER', slice, unpack(chunk))
+    for j = 1, #chunk do
+      if found[j] == 1 then dup[j] = true end
+    end
+  end
   for j = 1, #chunk do
-    local score = scores[j]
-    if score and tonumber(score) > now then seenIds[#seenIds + 1] = chunk[j] end
+    if dup[j] then seenIds[#seenIds + 1] = i + j - 1 end
   end
 end
 if #seenIds > 0 then
@@ -120,14 +130,11 @@ end
 for i = 1, nIds, CHUNK do
   local last = math.min(i + CHUNK - 1, nIds)
   local args = {}
-  for j = i, last do
-    args[#args + 1] = now + windowMs
-    args[#args + 1] = ARGV[idBase + j]
-  end
-  redis.call('ZADD', seenKey, unpack(args))
+  for j = i, last do args[#args + 1] = ARGV[idBase + j] end
+  redis.call('SADD', seenKey, unpack(args))
 end
-redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', now)
-redis.call('PEXPIRE', seenKey, windowMs)
+-- The slice goes whole once its last fingerprint is past the window.
+redis.call('PEXPIREAT', seenKey, sliceExpiresAt)
 
 local changed = { 'ok' }
 local indexTouched = {}
@@ -135,7 +142,10 @@ for b = 1, nb do
   local e = existing[b]
   local base = bucketBase + PER_BUCKET * (b - 1)
   local eSeq = tonumber(e[17])
-  if not (seq and eSeq and eSeq >= seq) then
+  -- Sequences compare only within one journal epoch (JournalMark in shared/timeseries/bucket.ts).
+  -- A bucket without an epoch was written before journals had one (UNNAMED_EPOCH, '').
+  local sameEpoch = seq ~= nil and (e[18] or '') == epoch
+  if not (sameEpoch and eSeq and eSeq >= seq) then
     local key = KEYS[2 + b]
     local member, ttlMs, indexPos, start = ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
     local d = base + 4
@@ -160,11 +170,15 @@ for b = 1, nb do
     end
     local rev = tonumber(e[15]) + 1
     local upd = math.max(now, tonumber(e[16]) or 0)
-    local newSeq = math.max(seq or -1, eSeq or -1)
+    local newSeq, newEpoch = eSeq or -1, e[18] or ''
+    if seq then
+      newSeq = sameEpoch and math.max(seq, eSeq or -1) or seq
+      newEpoch = epoch
+    end
     local seqText = newSeq >= 0 and fmt(newSeq) or ''
     local values = {
       fmt(o), fmt(h), fmt(l), fmt(c), fmt(n), fmt(s), fmt(pos), fmt(neu), fmt(neg), src,
-      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), seqText
+      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), seqText, newEpoch
     }
     local hset = {}
     for f = 1, 16 do
@@ -174,6 +188,12 @@ for b = 1, nb do
     if seqText ~= '' then
       hset[#hset + 1] = 'seq'
       hset[#hset + 1] = seqText
+    end
+    if newEpoch ~= '' then
+      hset[#hset + 1] = 'ep'
+      hset[#hset + 1] = newEpoch
+    elseif e[18] then
+      redis.call('HDEL', key, 'ep')
     end
     redis.call('HSET', key, unpack(hset))
     redis.call('ZADD', dirtyKey, 'NX', now, member)
@@ -191,8 +211,8 @@ end
 for i = 1, ni do
   if indexTouched[i] then
     local key = KEYS[2 + nb + i]
-    redis.call('PEXPIRE', key, ARGV[5 + 2 * i - 1])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[5 + 2 * i])
+    redis.call('PEXPIRE', key, ARGV[ARGS_HEAD + 2 * i - 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[ARGS_HEAD + 2 * i])
   end
 end
 

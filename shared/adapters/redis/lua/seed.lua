@@ -6,11 +6,11 @@ that exists, so a fold that raced ahead of the load keeps its state.
 KEYS: bucket hashes (nb), series indexes (ni)
 ARGV: nb, ni,
       per index: ttlMs
-      per bucket: indexPos, start, ttlMs, 17 fields (empty `n` = known-empty; see bucket-codec.ts)
+      per bucket: indexPos, start, ttlMs, 18 fields (empty `n` = known-empty; see bucket-codec.ts)
 ]]
 
-local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq' }
-local PER_BUCKET = 20
+local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep' }
+local PER_BUCKET = 21
 
 local nb, ni = tonumber(ARGV[1]), tonumber(ARGV[2])
 local bucketBase = 2 + ni
