@@ -183,6 +183,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (ingestDurability === 'replica' && redisUrl === undefined) {
     throw new ConfigError('INGEST_DURABILITY', 'replica needs REDIS_URL (cluster mode); the embedded journal always fsyncs')
   }
+  if (ingestDurability === 'replica' && clustered) {
+    // WAIT has no key, so a cluster client cannot send it to the master that holds a shard's job.
+    throw new ConfigError('INGEST_DURABILITY', 'replica works with a single Redis primary and its replicas; on a Redis Cluster use fsync, with every master running appendfsync always')
+  }
   const ingestReplicaTimeoutMs = Number(e.INGEST_REPLICA_TIMEOUT_MS ?? 2000)
   if (ingestReplicaTimeoutMs < 1 || ingestReplicaTimeoutMs > 60_000) throw new ConfigError('INGEST_REPLICA_TIMEOUT_MS', 'must be between 1 and 60000')
   const requestTimeoutMs = Number(e.REQUEST_TIMEOUT_MS ?? 30_000)

@@ -38,3 +38,7 @@ t.test('bad cluster settings name their variable', async (t) => {
     t.ok(caught instanceof ConfigError && caught.variable === variable, `${JSON.stringify(env)} → ${variable} (${String(caught)})`)
   }
 })
+
+t.test('replica durability is refused on a Redis Cluster, where WAIT cannot reach the master of a shard', async (t) => {
+  t.throws(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:7000', REDIS_CLUSTER: '1', INGEST_DURABILITY: 'replica' }), /INGEST_DURABILITY/)
+})
