@@ -24,6 +24,7 @@ export async function createClusterAdapters (config: Config, log: Logger): Promi
     redisUrl,
     cluster: config.redisCluster,
     ingestShards: config.ingestShards,
+    flushLeaseMs: config.flushLeaseMs,
     env: config.env,
     dedupeWindowMs: config.dedupeWindowMs,
     queueLockMs: config.queueLockMs,

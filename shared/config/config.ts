@@ -33,6 +33,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_READ: Type.Optional(Count),
   DEDUPE_WINDOW: Type.Optional(Type.String({ pattern: '^\\d{1,6}(ms|s|m|h|d)$' })),
   FLUSH_INTERVAL_MS: Type.Optional(Count),
+  FLUSH_LEASE_MS: Type.Optional(Count),
   QUEUE_LOCK_MS: Type.Optional(Count),
   INGEST_DURABILITY: Type.Optional(Type.Union([Type.Literal('fsync'), Type.Literal('replica'), Type.Literal('none')])),
   INGEST_REPLICA_TIMEOUT_MS: Type.Optional(Count),
@@ -77,6 +78,8 @@ export interface Config {
   rateLimitRead: number
   dedupeWindowMs: number
   flushIntervalMs: number
+  /** How long a worker's write-behind holds the buckets it took before another worker may take them (cluster mode). */
+  flushLeaseMs: number
   /** How long a worker's claim on an ingest batch lasts without renewal; a crashed worker's batch is retried after it. */
   queueLockMs: number
   /**
@@ -177,6 +180,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const redisCluster = clustered ? (e.REDIS_CLUSTER_NAT_MAP === undefined ? {} : { natMap: parseNatMap(e.REDIS_CLUSTER_NAT_MAP) }) : undefined
   const ingestShards = Number(e.INGEST_SHARDS ?? (clustered ? DEFAULT_CLUSTER_INGEST_SHARDS : 1))
   if (ingestShards < 1 || ingestShards > MAX_INGEST_SHARDS) throw new ConfigError('INGEST_SHARDS', `must be 1 to ${MAX_INGEST_SHARDS}`)
+  const flushLeaseMs = Number(e.FLUSH_LEASE_MS ?? 60_000)
+  if (flushLeaseMs < 1000) throw new ConfigError('FLUSH_LEASE_MS', 'must be at least 1000')
   const queueLockMs = Number(e.QUEUE_LOCK_MS ?? 30_000)
   if (queueLockMs < 1000) throw new ConfigError('QUEUE_LOCK_MS', 'must be at least 1000')
   const ingestDurability = e.INGEST_DURABILITY ?? 'fsync'
@@ -225,6 +230,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     rateLimitRead: Number(e.RATE_LIMIT_READ ?? 6000),
     dedupeWindowMs,
     flushIntervalMs: Number(e.FLUSH_INTERVAL_MS ?? 1000),
+    flushLeaseMs,
     queueLockMs,
     ingestDurability,
     ingestReplicaTimeoutMs,

@@ -20,6 +20,8 @@ export interface RedisAdapterOptions {
   /** `PULSE_ENV`; keys, channels and queue names carry it. */
   env: string
   dedupeWindowMs: number
+  /** Write-behind lease (default 60 s). */
+  flushLeaseMs?: number
   /** Batches one worker folds at once (default 4). */
   concurrency?: number
   /** How long a worker's claim on a batch lasts unless renewed (`QUEUE_LOCK_MS`, default 30 s). */
@@ -46,7 +48,7 @@ export interface RedisAdapters {
 export function createRedisAdapters (options: RedisAdapterOptions): RedisAdapters {
   const { redisUrl: url, cluster, env, onError } = options
   const errors = onError === undefined ? {} : { onError }
-  const hot = new RedisHotState({ connection: url, cluster, env, dedupeWindowMs: options.dedupeWindowMs, ...errors })
+  const hot = new RedisHotState({ connection: url, cluster, env, dedupeWindowMs: options.dedupeWindowMs, ...(options.flushLeaseMs === undefined ? {} : { flushLeaseMs: options.flushLeaseMs }), ...errors })
   const bus = new RedisBus({ url, cluster, env, ...errors })
   const queue = new BullmqIngestQueue({
     url,
