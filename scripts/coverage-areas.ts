@@ -21,6 +21,9 @@ const AREAS: Array<{ name: string, prefix: string, minLinesPct?: number }> = [
   { name: 'web', prefix: 'web/src/' }
 ]
 
+/** Areas c8 cannot see: the dashboard runs only in Chromium (its tests are end-to-end). */
+const UNMEASURED: Record<string, string> = { web: 'not measured: runs only in Chromium' }
+
 /** The overall minimum, over the code that runs in Node (every area but `web`). */
 const MIN_SERVER_LINES_PCT = 80
 
@@ -49,7 +52,7 @@ const pct = (c: Counts): number => c.total === 0 ? 100 : (100 * c.covered) / c.t
 const failures: string[] = []
 const rows = [...AREAS.map((a) => a.name), 'server (all but web)'].map((name) => {
   const sum = totals.get(name)
-  if (sum === undefined) return `${name.padEnd(22)} (no files)`
+  if (sum === undefined) return `${name.padEnd(22)} (${UNMEASURED[name] ?? 'no files'})`
   const area = AREAS.find((a) => a.name === name)
   const min = name === 'server (all but web)' ? MIN_SERVER_LINES_PCT : area?.minLinesPct
   if (min !== undefined && pct(sum.lines) < min) failures.push(`${name}: ${pct(sum.lines).toFixed(1)} % of lines, at least ${min} % required`)
