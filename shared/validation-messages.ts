@@ -106,7 +106,7 @@ function expectation (v: Violation): string {
 
 /** What was given, as the end of the sentence. */
 function given (v: Violation): string {
-  if (v.rule === 'length' && typeof v.value === 'string') return `got ${v.value.length} characters`
+  if (v.rule === 'length' && typeof v.value === 'string') return `got ${v.value.length} ${v.value.length === 1 ? 'character' : 'characters'}`
   return `got ${quoteValue(v.value)}`
 }
 
