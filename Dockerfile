@@ -2,7 +2,7 @@
 
 # Build: dev dependencies compile the server (tsc) and bundle the dashboard (esbuild),
 # then are pruned so only production dependencies are copied on.
-FROM node:22-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -13,7 +13,7 @@ COPY scripts scripts
 COPY web web
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:22-slim
+FROM node:24-slim
 ENV NODE_ENV=production \
     PORT=3000 \
     HOST=0.0.0.0 \

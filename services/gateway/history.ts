@@ -1,3 +1,4 @@
+import { quoteValue } from '../../shared/validation-messages.js'
 import { PulseError } from '../../shared/errors.js'
 import {
   type Bucket, type Resolution, type WireBucket,
@@ -28,7 +29,10 @@ const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-
 
 function parseTime (text: string, field: 'start' | 'end'): number {
   const ms = ISO_WITH_ZONE.test(text) ? Date.parse(text) : Number.NaN
-  if (Number.isNaN(ms)) throw new PulseError('PULSE_ERR_BAD_RANGE', `${field} must be an ISO 8601 time with zone`, [{ field, message: 'not an ISO 8601 time with zone' }])
+  if (Number.isNaN(ms)) {
+    const message = `${field} must be an ISO 8601 time with zone, like 2025-12-21T10:35:00Z; got ${quoteValue(text)}`
+    throw new PulseError('PULSE_ERR_BAD_RANGE', message, [{ field, message }])
+  }
   return ms
 }
 
@@ -37,9 +41,9 @@ export function resolveRange (request: HistoryRequest, now: number): { from: num
   const { resolution } = request
   const to = request.end === undefined ? now : parseTime(request.end, 'end')
   const from = request.start === undefined ? to - RETENTION_MS[resolution] : parseTime(request.start, 'start')
-  if (from >= to) throw new PulseError('PULSE_ERR_BAD_RANGE', 'start must be before end')
+  if (from >= to) throw new PulseError('PULSE_ERR_BAD_RANGE', `start must be before end; got start ${new Date(from).toISOString()} and end ${new Date(to).toISOString()}`)
   if ((to - from) / DURATION_MS[resolution] > MAX_RANGE_BUCKETS) {
-    throw new PulseError('PULSE_ERR_RANGE_TOO_LARGE', `the range spans more than ${MAX_RANGE_BUCKETS} ${resolution} buckets`)
+    throw new PulseError('PULSE_ERR_RANGE_TOO_LARGE', `The range must span at most ${MAX_RANGE_BUCKETS} ${resolution} buckets; got ${Math.ceil((to - from) / DURATION_MS[resolution])}`)
   }
   return { from, to }
 }

@@ -1,9 +1,26 @@
+import { readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { connect, createServer, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
 import { EventSource } from 'eventsource'
 import WebSocket from 'ws'
 
 /** Gateway engines (`GATEWAY_ENGINE`) the streaming tests run against: the same tests for each. */
 export const ENGINES = ['fastify', 'uws'] as const
+
+/**
+ * Why `engine` cannot run under this Node, as a skip reason, or `false` when it can. The
+ * uWebSockets.js build ships native binaries for some Node ABIs only, and the gateway
+ * refuses `GATEWAY_ENGINE=uws` without one; the binary's file name is read here instead
+ * of importing the package, whose import prints a fallback warning on such runtimes.
+ */
+export function engineUnavailable (engine: typeof ENGINES[number]): string | false {
+  if (engine !== 'uws') return false
+  const binaries = join(dirname(createRequire(import.meta.url).resolve('uWebSockets.js')), '..', 'binaries')
+  const wanted = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`
+  if (readdirSync(binaries).includes(wanted)) return false
+  return `uWebSockets.js has no native binary for Node ${process.version} on ${process.platform}-${process.arch} (no ${wanted}); the gateway refuses GATEWAY_ENGINE=uws there`
+}
 
 /** A bucket as clients receive it; `any` fields are not needed by the tests. */
 export interface ReceivedBucket {

@@ -18,7 +18,8 @@ const badMessage = fc.oneof(
 )
 
 t.test('WebSocket messages: every hostile message gets an error event with a code; the socket stays open; nothing changes', async (t) => {
-  const p = await startTestPulse(t, { TICKERS: 'AAPL,MSFT' })
+  // Heartbeats are not replies: a run slower than the default 15 s interval would count one.
+  const p = await startTestPulse(t, { TICKERS: 'AAPL,MSFT', HEARTBEAT_MS: '3600000' })
   t.equal((await p.post([{ id: 'w1', ticker: 'AAPL', timestamp: new Date().toISOString(), score: 0.3, source: 'tiingo' }])).status, 202)
   await eventually(async () => (await storedDigest(p)).includes('AAPL') && (await storedDigest(p)).includes('queue=0') ? true : undefined)
   const before = await storedDigest(p)

@@ -2,7 +2,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { bucketStart, RESOLUTIONS } from '../../shared/timeseries/index.js'
 import { startTestPulse } from '../helpers/pulse.js'
-import { ENGINES, item, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
 
 const MINUTE = 60_000
 
@@ -20,7 +20,7 @@ async function refusedUpgrade (url: string, options: WebSocket.ClientOptions = {
 }
 
 for (const engine of ENGINES) {
-  t.test(`${engine} engine`, async (t) => {
+  t.test(`${engine} engine`, { skip: engineUnavailable(engine) }, async (t) => {
     t.test('MAX_CONNECTIONS counts WS and SSE together: 503 with Retry-After on both', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, MAX_CONNECTIONS: '3', HEARTBEAT_MS: '100' })
       const a = await WsTestClient.open(p.url)

@@ -2,13 +2,13 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { startTestPulse } from '../helpers/pulse.js'
-import { ENGINES, item, SseTestClient, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, SseTestClient, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
 
 const MINUTE = 60_000
 const run = promisify(execFile)
 
 for (const engine of ENGINES) {
-  t.test(`${engine} engine`, async (t) => {
+  t.test(`${engine} engine`, { skip: engineUnavailable(engine) }, async (t) => {
     t.test('filters, named events with ids, heartbeat with the connection count', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, HEARTBEAT_MS: '150' })
       const aapl = new SseTestClient(`${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m,5m`)

@@ -1,6 +1,14 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { type ErrorCode, errorBody, PulseError } from '../../../shared/errors.js'
+import { type AjvError, fromAjv, quoteValue, violationMessage } from '../../../shared/validation-messages.js'
+
+/** Why Fastify's body parser refused a body, in place of its own terse text. */
+const MALFORMED_BODY_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'The body must be JSON, as its Content-Type application/json says; got an empty body',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'The body must be JSON, as its Content-Type application/json says; got text that cannot be parsed as JSON',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The body must be as long as its Content-Length header says; got a different length'
+}
 
 /** Maps Fastify's own errors (body parsing, limits) onto the Pulse catalogue. */
 function codeForFastifyError (err: FastifyError): ErrorCode {
@@ -33,17 +41,20 @@ async function errorHandler (app: FastifyInstance): Promise<void> {
     }
     const status = err.statusCode ?? 400
     if (code === 'PULSE_ERR_VALIDATION' && err.validation !== undefined) {
-      const details = err.validation.map((v) => ({
-        field: (v.instancePath.replace(/^\//, '') || String(v.params?.missingProperty ?? err.validationContext ?? 'request')),
-        message: v.message ?? 'invalid'
-      }))
-      return reply.code(400).send(errorBody(code, `${err.validationContext ?? 'request'} is invalid`, details))
+      const context = err.validationContext ?? 'body'
+      const data: unknown = (request as unknown as Record<string, unknown>)[context]
+      const details = err.validation.map((v) => {
+        const violation = fromAjv(v as AjvError, data)
+        return { field: violation.field || context, message: violationMessage(violation, `the ${context}`) }
+      })
+      const first = details[0]?.message ?? `the ${context} is invalid`
+      return reply.code(400).send(errorBody(code, `${first[0]?.toUpperCase() ?? ''}${first.slice(1)}`, details))
     }
-    const message = code === 'PULSE_ERR_MALFORMED_BODY' ? `The body is not valid JSON: ${err.message}` : undefined
+    const message = code === 'PULSE_ERR_MALFORMED_BODY' ? (MALFORMED_BODY_MESSAGES[err.code] ?? MALFORMED_BODY_MESSAGES.FST_ERR_CTP_INVALID_JSON_BODY) : undefined
     return reply.code(status >= 400 && status < 500 ? status : 400).send(errorBody(code, message))
   })
   app.setNotFoundHandler((request, reply) => {
-    return reply.code(404).send(errorBody('PULSE_ERR_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0] ?? ''}`))
+    return reply.code(404).send(errorBody('PULSE_ERR_NOT_FOUND', `There is no route ${request.method} ${quoteValue(request.url.split('?')[0] ?? '')}; /docs lists them`))
   })
 }
 

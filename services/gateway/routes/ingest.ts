@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
-import { PulseError } from '../../../shared/errors.js'
+import { errorBody, PulseError } from '../../../shared/errors.js'
+import { quoteValue } from '../../../shared/validation-messages.js'
 import { checkBatch, ItemSchema, scoreText } from '../../../shared/timeseries/index.js'
 import { requireBearer } from '../plugins/auth.js'
 import { ErrorSchema } from '../schemas.js'
@@ -17,8 +18,9 @@ export function parseNdjson (text: string): unknown[] {
     if (line.length === 0) continue
     try {
       values.push(JSON.parse(line))
-    } catch (err) {
-      throw new PulseError('PULSE_ERR_MALFORMED_BODY', `line ${i + 1} is not valid JSON: ${(err as Error).message}`)
+    } catch {
+      // The parser's own text is left out: it varies by Node version and repeats "not valid JSON".
+      throw new PulseError('PULSE_ERR_MALFORMED_BODY', `The NDJSON body's line ${i + 1} must be one JSON value; got ${quoteValue(line)}, which cannot be parsed`)
     }
   }
   return values
@@ -59,10 +61,10 @@ export default async function ingestRoutes (app: FastifyInstance): Promise<void>
   }, async (request, reply) => {
     const body: unknown = request.body
     if (!Array.isArray(body)) {
-      throw new PulseError('PULSE_ERR_VALIDATION', 'The body must be an array of items (or NDJSON)', [{ field: 'body', message: 'expected an array' }])
+      throw new PulseError('PULSE_ERR_VALIDATION', `The body must be an array of items (or NDJSON); got ${quoteValue(body)}`, [{ field: 'body', message: `body must be an array of items; got ${quoteValue(body)}` }])
     }
     if (body.length === 0) throw new PulseError('PULSE_ERR_EMPTY_BATCH')
-    if (body.length > MAX_BATCH_ITEMS) throw new PulseError('PULSE_ERR_BATCH_TOO_LARGE', `A batch holds at most ${MAX_BATCH_ITEMS} items (got ${body.length})`)
+    if (body.length > MAX_BATCH_ITEMS) throw new PulseError('PULSE_ERR_BATCH_TOO_LARGE', `A batch must hold at most ${MAX_BATCH_ITEMS} items; got ${body.length}`)
     const now = app.pulse.now()
     const checked = checkBatch(body, { tickers, now, scoreText })
     if (!checked.ok) {
@@ -79,5 +81,15 @@ export default async function ingestRoutes (app: FastifyInstance): Promise<void>
       throw new PulseError('PULSE_ERR_UNAVAILABLE', 'The ingest queue is unavailable; retry the whole batch later (no item is counted twice)')
     }
     return await reply.code(202).send({ accepted: checked.items.length })
+  })
+
+  // HTTP says a known route with the wrong method is 405 with Allow, not 404.
+  app.route({
+    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+    url: '/api/v2/items',
+    schema: { hide: true },
+    handler: async (request, reply) => {
+      return await reply.code(405).header('allow', 'POST').send(errorBody('PULSE_ERR_METHOD_NOT_ALLOWED', `${request.method} is not allowed on /api/v2/items; use POST`))
+    }
   })
 }

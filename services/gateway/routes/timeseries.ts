@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { readAccess } from '../plugins/read-access.js'
 import { PulseError } from '../../../shared/errors.js'
+import { violationMessage } from '../../../shared/validation-messages.js'
 import { isResolution } from '../../../shared/timeseries/index.js'
 import { queryHistory } from '../history.js'
 import { ErrorSchema, ResolutionSchema, TimeseriesResponseSchema } from '../schemas.js'
@@ -35,8 +36,11 @@ export default async function timeseriesRoutes (app: FastifyInstance): Promise<v
   }, async (request) => {
     const ticker = knownTicker(tickers, request.params.ticker)
     const { resolution, start, end } = request.query
-    if (!isResolution(resolution)) throw new PulseError('PULSE_ERR_BAD_RESOLUTION', undefined, [{ field: 'resolution', message: resolution === undefined ? 'required' : 'not a resolution' }])
-    if (Array.isArray(start) || Array.isArray(end)) throw new PulseError('PULSE_ERR_BAD_RANGE', 'start and end may be given once')
+    if (!isResolution(resolution)) {
+      const message = violationMessage({ field: 'resolution', rule: resolution === undefined ? 'missing' : 'choice', schema: ResolutionSchema, value: resolution }, 'the query')
+      throw new PulseError('PULSE_ERR_BAD_RESOLUTION', message, [{ field: 'resolution', message }])
+    }
+    if (Array.isArray(start) || Array.isArray(end)) throw new PulseError('PULSE_ERR_BAD_RANGE', 'start and end must each be given at most once; got one of them twice')
     return await queryHistory(app.pulse.cache, { ticker, resolution, start, end }, app.pulse.now)
   })
 }
