@@ -16,6 +16,7 @@
  *   BENCH_SYSTEMS  default `ws,socketio,pulse-fastify,pulse-uws`
  *   BENCH_SINGLE   clients on one Pulse gateway (fastify engine) for the last row, default 10000; 0 skips it
  *   BENCH_SECONDS  load time per phase, default 10
+ *   BENCH_CPU_PROF a directory: gateways run with `--cpu-prof` and write their profiles there
  * A quick run: `BENCH_ROWS=100x20 BENCH_SINGLE=0 BENCH_SECONDS=3 npx tsx bench/fanout.bench.ts`.
  */
 import { type ChildProcess, fork } from 'node:child_process'
@@ -49,6 +50,7 @@ const ROWS = (process.env.BENCH_ROWS ?? '100x20,1000x20,5000x20,1000x200').split
   return { clients: clients ?? 0, rate: rate ?? 0 }
 }).filter((row) => row.clients > 0 && row.rate > 0)
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 10_000)
+const CPU_PROF = process.env.BENCH_CPU_PROF
 
 interface Result {
   system: System
@@ -159,7 +161,7 @@ async function publish (system: System): Promise<void> {
 async function startGateway (system: System, clients: number): Promise<{ child: ChildProcess, url: string }> {
   const pulse = system.startsWith('pulse-')
   const child = fork(here(pulse ? './fanout-gateway.ts' : './fanout-peers.ts'), {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`])],
     env: {
       ...process.env,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -177,7 +179,9 @@ async function startGateway (system: System, clients: number): Promise<{ child: 
             INGEST_API_KEY: KEY,
             MAX_CONNECTIONS: String(clients + 100),
             RATE_LIMIT_INGEST: '0',
-            RATE_LIMIT_READ: '0'
+            RATE_LIMIT_READ: '0',
+            // No load balancer to drain from: stop at once.
+            DRAIN_MS: '0'
           }
         : { PEER: system, REDIS_URL: redis.url, PEER_CHANNEL })
     }
@@ -249,7 +253,8 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
   } finally {
     for (const worker of workers) worker.kill('SIGKILL')
     for (const { child } of gateways) child.kill('SIGTERM')
-    await sleep(500)
+    // A profiled gateway writes its profile as it exits.
+    await sleep(CPU_PROF === undefined ? 500 : 5000)
     for (const { child } of gateways) child.kill('SIGKILL')
   }
 }

@@ -121,6 +121,11 @@ const DEFAULT_HARD_LIMIT = 4 * 1024 * 1024
 /** Recently sent buckets are forgotten once this many are remembered and expired. */
 const PRUNE_AT = 32
 const NO_ACCEPTED_AT: readonly number[] = []
+/**
+ * The `acceptedAt` list of a one-event write, reused: observers read it synchronously and
+ * keep nothing, and a fan-out to thousands of sockets should not allocate per socket.
+ */
+const ONE_ACCEPTED_AT: number[] = [0]
 
 /** What the actor remembers of one bucket: when it was last sent, and the state waiting to go. */
 interface BucketSlot {
@@ -151,6 +156,8 @@ export class ConnectionActor {
   /** Buckets sent within the last debounce window or waiting to be sent; created on first use. */
   #slots: Map<string, BucketSlot> | undefined
   #pruneAt = PRUNE_AT
+  /** Slots of forgotten buckets, reused so that a new bucket per message allocates nothing. */
+  #spare: BucketSlot[] | undefined
   #pending = 0
   #heartbeat: Rendered | undefined
   #dueAt = Infinity
@@ -212,7 +219,15 @@ export class ConnectionActor {
     this.sent++
     if (slot === undefined) this.#remember(event.key, now)
     else slot.sentAt = now
-    this.#options.observer?.sent(1, event.acceptedAt === undefined ? NO_ACCEPTED_AT : [event.acceptedAt], now)
+    const observer = this.#options.observer
+    if (observer !== undefined) {
+      if (event.acceptedAt === undefined) {
+        observer.sent(1, NO_ACCEPTED_AT, now)
+      } else {
+        ONE_ACCEPTED_AT[0] = event.acceptedAt
+        observer.sent(1, ONE_ACCEPTED_AT, now)
+      }
+    }
     this.#account()
   }
 
@@ -366,10 +381,16 @@ export class ConnectionActor {
     if (slots.size >= this.#pruneAt) {
       // Buckets sent longer than a debounce ago with nothing waiting need no memory.
       const expired = this.#options.now() - this.#options.debounceMs
-      for (const [k, s] of slots) if (s.pending === undefined && s.sentAt <= expired) slots.delete(k)
+      const spare = this.#spare ??= []
+      for (const [k, s] of slots) {
+        if (s.pending !== undefined || s.sentAt > expired) continue
+        slots.delete(k)
+        if (spare.length < PRUNE_AT) spare.push(s)
+      }
       this.#pruneAt = Math.max(PRUNE_AT, slots.size * 2)
     }
-    const slot: BucketSlot = { sentAt, pending: undefined }
+    const slot = this.#spare?.pop() ?? { sentAt, pending: undefined }
+    slot.sentAt = sentAt
     slots.set(key, slot)
     return slot
   }
