@@ -144,6 +144,29 @@ t.test('writing resumes once the socket drains, with the newest states in one wr
   t.match(sink.writes[0]?.map((r) => r.ws).join(), /"rev":2/)
 })
 
+t.test('a client that keeps reading is not cut as stalled, though every write fills its buffer again', async (t) => {
+  const sink = fakeSink()
+  const fill = sink.writeOne
+  // Every write leaves the socket over the high-water mark until the client reads.
+  sink.writeOne = (rendered) => {
+    fill(rendered)
+    sink.buffered = 100 * 1024
+  }
+  const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 100, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  // Each round the client has read everything, then two buckets change.
+  for (let i = 0; i < 40; i++) {
+    sink.buffered = 0
+    actor.offer(event(START - 2 * i * 60_000, 1))
+    actor.offer(event(START - (2 * i + 1) * 60_000, 1))
+    await sleep(10)
+  }
+  t.equal(sink.closedWith, undefined, 'still connected')
+  sink.buffered = 0
+  await until(() => actor.pending === 0)
+  t.equal(sink.writes.flat().length, 80, 'every bucket delivered')
+})
+
 t.test('a drain sends held-back states at once, and is ignored when nothing was held back', async (t) => {
   const sink = fakeSink()
   const actor = new ConnectionActor(sink, { debounceMs: 200, stallLimitMs: 10_000, now: Date.now })

@@ -209,6 +209,13 @@ export class ConnectionActor {
       this.#wakeAt(now + this.#options.debounceMs)
       return
     }
+    if (this.#stalledSince !== undefined) {
+      // The socket drained since states were held back: those go first, and a client that
+      // keeps reading is not taken for a stalled one.
+      this.#run(now)
+      this.offer(event, now)
+      return
+    }
     if (slot !== undefined && now - slot.sentAt < this.#options.debounceMs) {
       this.#hold(event, slot, now)
       this.#wakeAt(slot.sentAt + this.#options.debounceMs)
