@@ -232,7 +232,7 @@ export class ChannelHub {
       channel.ready.catch((err: unknown) => this.#options.onError?.(err, series))
     }
     channel.watchers.add(connection)
-    connection.subscriptions.add(series)
+    connection.watch(series)
     await channel.ready
   }
 

@@ -28,6 +28,8 @@ export interface Sink {
   keepAlive: () => void
   /** Ends the connection, telling the client to reconnect where that makes sense. */
   close: (reason: CloseReason) => void
+  /** The client started or stopped watching a series (uWS keeps its topics in step). */
+  watching?: (series: SeriesKey, watching: boolean) => void
 }
 
 // ---- Scheduler
@@ -275,8 +277,15 @@ export class ConnectionActor {
     this.#run(this.#options.now())
   }
 
+  /** The channel hub added this client to the watchers of `series`. */
+  watch (series: SeriesKey): void {
+    this.subscriptions.add(series)
+    if (!this.#closed) this.#sink.watching?.(series, true)
+  }
+
   /** Forgets waiting states of series the client left. */
   forget (series: ReadonlySet<SeriesKey>): void {
+    if (!this.#closed && this.#sink.watching !== undefined) for (const key of series) this.#sink.watching(key, false)
     if (this.#slots === undefined) return
     for (const [key, slot] of this.#slots) {
       if (slot.pending === undefined || !series.has(slot.pending.series)) continue

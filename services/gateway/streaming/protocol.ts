@@ -180,6 +180,8 @@ export interface Rendered {
    * an engine that writes frames to its sockets itself.
    */
   wsFrame?: Buffer
+  /** The series of a bucket event: every client it goes to watches it (uWS publishes on it). */
+  topic?: SeriesKey
 }
 
 /** Encodes one event for both transports; `id` is left out when undefined. */
@@ -285,6 +287,7 @@ export class StreamEvent {
     if (type === 'partial_bucket') payload.progress_pct = bucket.progress_pct
     if (this.acceptedAt !== undefined) payload.accepted_at = this.acceptedAt
     this.#rendered = renderEvent(type, payload, formatEventId(this.time))
+    this.#rendered.topic = this.series
     this.#renderedAt = now
     return this.#rendered
   }

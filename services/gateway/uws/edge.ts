@@ -35,10 +35,10 @@ export async function startUwsEdge (app: FastifyInstance, options: UwsEdgeOption
   if (typeof uWS.getParts !== 'function') throw new Error(`GATEWAY_ENGINE=uws: uWebSockets.js has no native binary for Node ${process.version} on ${process.platform}-${process.arch} (this build ships them for Node 16, 18 and 20)`)
   const context = edgeContext(app)
   // `close` exists in this uWS build but is missing from its type declarations.
-  const server: uWS.TemplatedApp & { close: () => void } = uWS.App()
-    .ws('/api/v2/ws', wsBehavior(context))
+  const server = uWS.App() as uWS.TemplatedApp & { close: () => void }
+  server.ws('/api/v2/ws', wsBehavior(context, server))
     .get('/api/v2/stream', sseRoute(context))
-    .any('/*', forwardTo(app)) as uWS.TemplatedApp & { close: () => void }
+    .any('/*', forwardTo(app))
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     server.listen(options.host, options.port, (socket) => {
       if (socket === false) reject(new Error(`uWebSockets.js could not listen on ${options.host}:${options.port}`))

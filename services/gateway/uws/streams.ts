@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import uWS, { type HttpRequest, type HttpResponse, type WebSocket, type WebSocketBehavior } from 'uWebSockets.js'
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type WebSocketBehavior } from 'uWebSockets.js'
 import { SecretSet } from '../plugins/auth.js'
 import type { ChannelHub } from '../streaming/channel-hub.js'
 import type { ConnectionActor, Sink, SseWriter } from '../streaming/connection.js'
@@ -63,6 +63,8 @@ const MAX_BACKPRESSURE_BYTES = 16 * 1024 * 1024
 /** Per-socket state: uWS throws on any call to a closed socket, so the sink checks it first. */
 interface Connection {
   closed: boolean
+  /** Bytes handed to the topic fan-out and not yet written: part of the socket's backlog. */
+  deferred: number
   request: EdgeRequest
   release: () => void
   actor?: ConnectionActor
@@ -78,16 +80,70 @@ function endWebSocket (socket: WebSocket<Connection>, code: number, text: string
 }
 
 /**
- * A sink on a uWebSockets.js socket. Events ready together are corked, so they leave in
- * one write; `getBufferedAmount()` is uWS's own backpressure buffer, which the connection
- * actor watches exactly as it watches `ws`'s `bufferedAmount`. With `batch`, events ready
- * together are a single message holding a JSON array of them.
+ * uWS's native topic publish for the common case: when every watcher of a series takes an
+ * event at the same moment (none holds it back under the per-bucket rule or
+ * backpressure), the event is published once on the series' topic and uWS writes it to
+ * each subscriber itself. The sockets that want an event are collected during the tick;
+ * at its end, if they are all of the topic's subscribers the event is published,
+ * otherwise sent to each of them.
  */
-function uwsWsSink (socket: WebSocket<Connection>, batch: boolean): Sink {
+class TopicFanOut {
+  readonly #server: TemplatedApp
+  readonly #batches = new Map<Rendered, Array<WebSocket<Connection>>>()
+  #last: Rendered | undefined
+  #lastSockets: Array<WebSocket<Connection>> = []
+
+  constructor (server: TemplatedApp) {
+    this.#server = server
+  }
+
+  send (socket: WebSocket<Connection>, event: Rendered): void {
+    if (event !== this.#last) {
+      if (this.#batches.size === 0) process.nextTick(() => this.#flush())
+      let sockets = this.#batches.get(event)
+      if (sockets === undefined) this.#batches.set(event, sockets = [])
+      this.#last = event
+      this.#lastSockets = sockets
+    }
+    this.#lastSockets.push(socket)
+    socket.getUserData().deferred += event.wsBytes.length
+  }
+
+  #flush (): void {
+    for (const [event, sockets] of this.#batches) {
+      for (const socket of sockets) socket.getUserData().deferred = 0
+      const topic = event.topic as string
+      if (sockets.length === this.#server.numSubscribers(topic)) {
+        this.#server.publish(topic, event.wsBytes, false)
+        continue
+      }
+      for (const socket of sockets) if (!socket.getUserData().closed) socket.send(event.wsBytes, false)
+    }
+    this.#batches.clear()
+    this.#last = undefined
+    this.#lastSockets = []
+  }
+}
+
+/**
+ * A sink on a uWebSockets.js socket. A bucket event goes through the topic fan-out;
+ * events ready together are corked, so they leave in one write. `getBufferedAmount()` is
+ * uWS's own backpressure buffer, which the connection actor watches exactly as it watches
+ * `ws`'s `bufferedAmount`. With `batch`, events ready together are a single message
+ * holding a JSON array of them (and clients that ask for it take no topic).
+ */
+function uwsWsSink (socket: WebSocket<Connection>, batch: boolean, topics: TopicFanOut): Sink {
   const state = socket.getUserData()
   return {
     writeOne (event: Rendered): void {
-      if (!state.closed) socket.send(event.wsBytes, false)
+      if (state.closed) return
+      if (event.topic !== undefined && !batch) topics.send(socket, event)
+      else socket.send(event.wsBytes, false)
+    },
+    watching (series, watching): void {
+      if (state.closed || batch) return
+      if (watching) socket.subscribe(series)
+      else socket.unsubscribe(series)
     },
     write (events: readonly Rendered[]): void {
       if (state.closed) return
@@ -99,7 +155,7 @@ function uwsWsSink (socket: WebSocket<Connection>, batch: boolean): Sink {
         for (const event of events) socket.send(event.wsBytes, false)
       })
     },
-    bufferedAmount: () => state.closed ? 0 : socket.getBufferedAmount(),
+    bufferedAmount: () => state.closed ? 0 : socket.getBufferedAmount() + state.deferred,
     keepAlive: () => {},
     close: (reason) => endWebSocket(socket, CloseCode[reason], CLOSE_TEXT[reason])
   }
@@ -110,8 +166,9 @@ function uwsWsSink (socket: WebSocket<Connection>, batch: boolean): Sink {
  * gets a connection actor and the engine-independent {@link WsSession}; uWS's `drain`
  * lets the actor resume as soon as backpressure clears.
  */
-export function wsBehavior (context: EdgeContext): WebSocketBehavior<Connection> {
+export function wsBehavior (context: EdgeContext, server: TemplatedApp): WebSocketBehavior<Connection> {
   const { app, hub, known } = context
+  const topics = new TopicFanOut(server)
   return {
     maxPayloadLength: MAX_FRAME_BYTES,
     maxBackpressure: MAX_BACKPRESSURE_BYTES,
@@ -120,13 +177,13 @@ export function wsBehavior (context: EdgeContext): WebSocketBehavior<Connection>
       const request = readRequest(res, req)
       const admitted = admit(context, request, true)
       if ('code' in admitted) return sendError(res, admitted.code, undefined, admitted.headers)
-      const connection: Connection = { request, release: admitted.release, closed: false }
+      const connection: Connection = { request, release: admitted.release, closed: false, deferred: 0 }
       res.upgrade(connection, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), socketContext)
     },
     open: (socket) => {
       const connection = socket.getUserData()
       const query = queryOf(connection.request)
-      const actor = hub.open(uwsWsSink(socket, query('batch') === '1'), 'ws', () => connection.release())
+      const actor = hub.open(uwsWsSink(socket, query('batch') === '1', topics), 'ws', () => connection.release())
       const session = new WsSession(actor, hub, app.pulse, known)
       connection.actor = actor
       connection.session = session
