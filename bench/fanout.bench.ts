@@ -262,16 +262,24 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
 // ---- Run and report
 
 const results: Result[] = []
+/** Rows are printed as they finish, so a long run shows its figures early. */
+function report (r: Result): void {
+  results.push(r)
+  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} |`)
+}
+console.log(`\nFan-out of one channel, ~300 B updates, a new bucket per message, ${LOAD_SECONDS} s per phase; Pulse with DEBOUNCE_MS 100 (default)\n`)
+console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) |')
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|')
 try {
   for (const { clients, rate } of ROWS) {
     for (const system of SYSTEMS) {
       process.stderr.write(`${clients} clients × ${rate} updates/s, ${system}…\n`)
-      results.push(await phase(system, clients, rate, 2))
+      report(await phase(system, clients, rate, 2))
     }
   }
   if (SINGLE > 0) {
     process.stderr.write(`${SINGLE} clients on one Pulse gateway…\n`)
-    results.push(await phase('pulse-fastify', SINGLE, 20, 1))
+    report(await phase('pulse-fastify', SINGLE, 20, 1))
   }
 } finally {
   await bus.close()
@@ -281,12 +289,6 @@ try {
   for (const teardown of teardowns.reverse()) await teardown()
 }
 
-console.log(`\nFan-out of one channel, ~300 B updates, a new bucket per message, ${LOAD_SECONDS} s per phase; Pulse with DEBOUNCE_MS 100 (default)\n`)
-console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) |')
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|')
-for (const r of results) {
-  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} |`)
-}
 const ratio = (a: number, b: number): string => b === 0 ? '-' : `${(a / b).toFixed(2)}×`
 console.log('\nPulse / peer (p99, CPU):')
 for (const { clients, rate } of ROWS) {
