@@ -1,55 +1,80 @@
 /**
- * Child process of the fan-out benchmark: opens `count` real `ws` clients against the
- * gateway and records, for each bucket event, receipt time minus `accepted_at`.
- * Talks to the parent over IPC: `ready` when all are open, the histogram on `stop`.
+ * Child process of the fan-out benchmark, the same load client for every gateway: opens
+ * `count` real clients, spread over the given gateways — `ws` WebSockets for Pulse and the
+ * bare ws peer, `socket.io-client` (WebSocket transport) for the Socket.IO peer — and
+ * records, for each bucket update, receipt time minus `accepted_at` (when it was
+ * published). Talks to the parent over IPC: `ready` when all are open, the histogram on `stop`.
  */
 import hdr from 'hdr-histogram-js'
+import { io, type Socket } from 'socket.io-client'
 import WebSocket from 'ws'
 
-interface Start { url: string, count: number, query: string }
+interface Start {
+  /** WebSocket URLs (ws) or HTTP base URLs (socketio); clients take them in turn. */
+  urls: string[]
+  count: number
+  protocol: 'ws' | 'socketio'
+  /** Socket.IO event name of an update. */
+  event?: string
+}
 
 const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
-const sockets: WebSocket[] = []
+const closers: Array<() => void> = []
 let events = 0
 let recording = false
 
-async function open (url: string): Promise<WebSocket> {
+function record (text: string): void {
+  if (!recording) return
+  // Only bucket updates carry accepted_at; a cheap scan avoids parsing heartbeats.
+  const at = text.indexOf('"accepted_at":')
+  if (at < 0) return
+  const acceptedAt = Number.parseInt(text.slice(at + 14), 10)
+  events++
+  histogram.recordValue(Math.max(1, Date.now() - acceptedAt))
+}
+
+async function openWs (url: string): Promise<void> {
   const socket = new WebSocket(url, { perMessageDeflate: false })
-  socket.on('message', (data) => {
-    if (!recording) return
-    const text = data.toString()
-    // Only bucket events carry accepted_at; a cheap scan avoids parsing heartbeats.
-    const at = text.indexOf('"accepted_at":')
-    if (at < 0) return
-    const acceptedAt = Number.parseInt(text.slice(at + 14), 10)
-    events++
-    histogram.recordValue(Math.max(1, Date.now() - acceptedAt))
-  })
+  socket.on('message', (data) => record(data.toString()))
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve())
     socket.once('error', reject)
   })
   socket.on('error', () => {})
-  return socket
+  closers.push(() => socket.terminate())
+}
+
+async function openSocketIo (url: string, event: string): Promise<void> {
+  const socket: Socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true })
+  socket.on(event, (text: string) => record(text))
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve())
+    socket.once('connect_error', reject)
+  })
+  closers.push(() => socket.disconnect())
 }
 
 process.on('message', (message: { op: 'start' } & Start | { op: 'record' } | { op: 'stop' }) => {
   if (message.op === 'start') {
     (async () => {
-      const url = `${message.url.replace(/^http/, 'ws')}/api/v2/ws${message.query}`
+      const open = async (i: number): Promise<void> => {
+        const url = message.urls[i % message.urls.length] as string
+        if (message.protocol === 'socketio') await openSocketIo(url, message.event ?? 'update')
+        else await openWs(url)
+      }
       // Open in waves so the accept queue never overflows.
       for (let i = 0; i < message.count; i += 200) {
         const wave = Math.min(200, message.count - i)
-        sockets.push(...await Promise.all(Array.from({ length: wave }, async () => await open(url))))
+        await Promise.all(Array.from({ length: wave }, async (_, j) => await open(i + j)))
       }
-      process.send?.({ op: 'ready', open: sockets.length })
+      process.send?.({ op: 'ready', open: closers.length })
     })().catch((err: unknown) => process.send?.({ op: 'failed', error: String(err) }))
   } else if (message.op === 'record') {
     recording = true
   } else {
     recording = false
     process.send?.({ op: 'result', events, histogram: hdr.encodeIntoCompressedBase64(histogram) }, () => {
-      for (const socket of sockets) socket.terminate()
+      for (const close of closers) close()
       process.exit(0)
     })
   }

@@ -1,48 +1,73 @@
 /**
- * Fan-out benchmark: one embedded gateway (a child process, so its RSS is its own) and
- * 100, 1,000 and 10,000 real WebSocket clients (in client processes) watching the same
- * series while items are ingested at a steady rate. Reports the latency from ingest
- * accepted (`accepted_at`) to client receipt, delivered events per second and the
- * gateway's RSS per connection, for each gateway engine (`GATEWAY_ENGINE`): both engines
- * run back to back at each client count, so their ratio is fair on a shared machine.
- * Run: `npx tsx bench/fanout.bench.ts [counts…]`; `BENCH_ENGINES=uws` picks engines.
+ * Fan-out benchmark: Pulse next to its peers, in the same run, with the same load client,
+ * on the same Redis. Each system runs two gateway processes (clients spread over both);
+ * a publisher sends ~300-byte bucket updates on one channel, a new bucket per message, at
+ * a fixed rate. Systems:
+ *  - `ws`: a bare `ws` server subscribed to one Redis channel, sending each message to every client;
+ *  - `socketio`: Socket.IO 4 with `@socket.io/redis-adapter`, clients in one room;
+ *  - `pulse-fastify`, `pulse-uws`: Pulse gateways (`ROLE=gateway`, cluster mode) on each
+ *    engine, fed through Pulse's own Redis bus.
+ * For each it prints the publish → client receipt latency (p50/p99/max), delivered/expected
+ * events, gateway RSS per connection (idle, after a full GC) and gateway CPU, then the
+ * Pulse/peer ratios; and a last row with 10,000 clients on one Pulse gateway.
+ *
+ * Run: `npx tsx bench/fanout.bench.ts`. Settings (environment):
+ *   BENCH_ROWS     clients×updates/s rows, default `100x20,1000x20,5000x20,1000x200`
+ *   BENCH_SYSTEMS  default `ws,socketio,pulse-fastify,pulse-uws`
+ *   BENCH_SINGLE   clients on one Pulse gateway (fastify engine) for the last row, default 10000; 0 skips it
+ *   BENCH_SECONDS  load time per phase, default 10
+ *   BENCH_CPU_PROF a directory: gateways run with `--cpu-prof` and write their profiles there
+ * A quick run: `BENCH_ROWS=100x20 BENCH_SINGLE=0 BENCH_SECONDS=3 npx tsx bench/fanout.bench.ts`.
  */
 import { type ChildProcess, fork } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { createAdapter } from '@socket.io/redis-adapter'
 import hdr from 'hdr-histogram-js'
+import { Redis } from 'ioredis'
+import { Server as SocketIoServer } from 'socket.io'
+import { RedisBus } from '../shared/adapters/redis/redis-bus.js'
+import type { Bucket } from '../shared/timeseries/index.js'
+import { toWireBucket } from '../shared/timeseries/index.js'
+import { startDynaliteProcess } from '../test/helpers/processes.js'
+import { startRedisServer } from '../test/helpers/redis-server.js'
 
 const KEY = 'bench-ingest-key-0123456789'
+const PULSE_ENV = 'bench'
+const PEER_CHANNEL = 'bench:AAPL#1m'
+const PEER_EVENT = 'update'
 const LOAD_SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
-const BATCHES_PER_SECOND = 20
-const ITEMS_PER_BATCH = 5
 const CLIENTS_PER_PROCESS = 2500
-const PHASE_TIMEOUT_MS = 180_000
+const PHASE_TIMEOUT_MS = 240_000
+/** Past 1m buckets the publisher cycles through, so each message is a bucket not sent in the last debounce window. */
+const BUCKET_CYCLE = 300
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
-type Engine = 'fastify' | 'uws'
-const ENGINES: Engine[] = (process.env.BENCH_ENGINES ?? 'fastify,uws').split(',').map((e) => e.trim() as Engine)
+type System = 'ws' | 'socketio' | 'pulse-fastify' | 'pulse-uws'
+const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'ws,socketio,pulse-fastify,pulse-uws').split(',').map((s) => s.trim() as System)
+const ROWS = (process.env.BENCH_ROWS ?? '100x20,1000x20,5000x20,1000x200').split(',').map((row) => {
+  const [clients, rate] = row.trim().split('x').map(Number)
+  return { clients: clients ?? 0, rate: rate ?? 0 }
+}).filter((row) => row.clients > 0 && row.rate > 0)
+const SINGLE = Number(process.env.BENCH_SINGLE ?? 10_000)
+const CPU_PROF = process.env.BENCH_CPU_PROF
 
-interface Row {
-  engine: Engine
+interface Result {
+  system: System
+  gateways: number
   clients: number
+  rate: number
   p50: number
   p99: number
   max: number
-  eventsPerSecond: number
+  delivered: number
+  expected: number
   rssPerConnKb: number
-  rssMb: number
+  /** Gateway CPU over the load window, % of one core, all gateways together. */
+  cpuPct: number
 }
 
-/** The gateway's RSS after a full collection. */
-async function rssKb (gateway: ChildProcess): Promise<number> {
-  gateway.send({ op: 'gc' })
-  await next(gateway, 'gc')
-  const status = await readFile(`/proc/${gateway.pid as number}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-}
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
 async function next<T> (child: ChildProcess, op: string): Promise<T> {
   return await new Promise((resolve, reject) => {
@@ -55,102 +80,226 @@ async function next<T> (child: ChildProcess, op: string): Promise<T> {
       resolve(message as T)
     }
     child.on('message', onMessage)
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before ${op}`)))
   })
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+/** RSS of the gateways after a full collection, KB. */
+async function rssKb (gateways: ChildProcess[]): Promise<number> {
+  let total = 0
+  for (const gateway of gateways) {
+    gateway.send({ op: 'gc' })
+    await next(gateway, 'gc')
+    const status = await readFile(`/proc/${gateway.pid as number}/status`, 'utf8')
+    total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+  }
+  return total
+}
 
-async function phase (engine: Engine, clients: number): Promise<Row> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'pulse-bench-'))
-  const gateway = fork(here('./fanout-gateway.ts'), {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+/** User + system CPU time of the gateways, clock ticks (1/100 s). */
+async function cpuTicks (gateways: ChildProcess[]): Promise<number> {
+  let total = 0
+  for (const gateway of gateways) {
+    const stat = await readFile(`/proc/${gateway.pid as number}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    total += Number(fields[11]) + Number(fields[12])
+  }
+  return total
+}
+
+// ---- Shared services and publishers
+
+const teardowns: Array<() => unknown> = []
+const harness = { teardown: (fn: () => unknown) => { teardowns.push(fn) } }
+const redis = await startRedisServer(harness)
+const dynalite = await startDynaliteProcess(harness)
+const bus = new RedisBus({ url: redis.url, env: PULSE_ENV })
+const peerPublisher = new Redis(redis.url)
+const socketIoPublisher = new SocketIoServer()
+const socketIoRedis = [new Redis(redis.url), new Redis(redis.url)]
+socketIoPublisher.adapter(createAdapter(socketIoRedis[0], socketIoRedis[1]))
+
+let published = 0
+
+/** The n-th update: a past 1m bucket of AAPL, a different one from the last BUCKET_CYCLE. */
+function update (n: number, now: number): { bucket: Bucket, text: string } {
+  const start = (Math.floor(now / 60_000) - 1 - (n % BUCKET_CYCLE)) * 60_000
+  const key = { ts: start, id: `b${n}` }
+  const score = ((n % 21) - 10) / 10
+  const bucket: Bucket = {
+    ticker: 'AAPL',
+    resolution: '1m',
+    start,
+    open: score,
+    high: Math.max(score, 0.5),
+    low: Math.min(score, -0.5),
+    close: score,
+    count: 7,
+    sum: score * 7,
+    label_counts: { positive: 3, neutral: 2, negative: 2 },
+    sources: ['finnhub', 'tiingo'],
+    first: key,
+    last: key,
+    rev: n + 1,
+    last_updated: now
+  }
+  // The peers send what Pulse sends for the same change: same size, same client parsing.
+  const text = JSON.stringify({ type: 'bucket_update', id: String(now), ticker: 'AAPL', resolution: '1m', bucket: toWireBucket(bucket, now), accepted_at: now })
+  return { bucket, text }
+}
+
+async function publish (system: System): Promise<void> {
+  const now = Date.now()
+  const { bucket, text } = update(published++, now)
+  if (system === 'ws') await peerPublisher.publish(PEER_CHANNEL, text)
+  else if (system === 'socketio') socketIoPublisher.to(PEER_CHANNEL).emit(PEER_EVENT, text)
+  else await bus.publish([{ kind: 'change', bucket, acceptedAt: now }])
+}
+
+// ---- Gateways
+
+async function startGateway (system: System, clients: number): Promise<{ child: ChildProcess, url: string }> {
+  const pulse = system.startsWith('pulse-')
+  const child = fork(here(pulse ? './fanout-gateway.ts' : './fanout-peers.ts'), {
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`])],
     env: {
       ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DEMO_FEED: '0',
-      LOG_LEVEL: 'silent',
-      GATEWAY_ENGINE: engine,
-      INGEST_API_KEY: KEY,
-      MAX_CONNECTIONS: String(clients + 100),
-      RATE_LIMIT_INGEST: '0',
-      RATE_LIMIT_READ: '0'
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...(pulse
+        ? {
+            PORT: '0',
+            HOST: '127.0.0.1',
+            ROLE: 'gateway',
+            REDIS_URL: redis.url,
+            DYNAMODB_ENDPOINT: dynalite.endpoint,
+            PULSE_ENV,
+            DEMO_FEED: '0',
+            LOG_LEVEL: 'silent',
+            GATEWAY_ENGINE: system === 'pulse-uws' ? 'uws' : 'fastify',
+            INGEST_API_KEY: KEY,
+            MAX_CONNECTIONS: String(clients + 100),
+            RATE_LIMIT_INGEST: '0',
+            RATE_LIMIT_READ: '0',
+            // No load balancer to drain from: stop at once.
+            DRAIN_MS: '0'
+          }
+        : { PEER: system, REDIS_URL: redis.url, PEER_CHANNEL })
     }
   })
+  const { url } = await next<{ url: string }>(child, 'url')
+  return { child, url }
+}
+
+async function phase (system: System, clients: number, rate: number, gatewayCount: number): Promise<Result> {
+  const gateways: Array<{ child: ChildProcess, url: string }> = []
   const workers: ChildProcess[] = []
   try {
-    const { url } = await next<{ url: string }>(gateway, 'url')
+    for (let i = 0; i < gatewayCount; i++) gateways.push(await startGateway(system, clients))
+    const children = gateways.map((g) => g.child)
+    // Two collections a moment apart, so start-up garbage does not pass for connection memory.
+    await rssKb(children)
     await sleep(500)
-    const baseline = await rssKb(gateway)
+    const baseline = await rssKb(children)
+    const urls = gateways.map(({ url }) => {
+      if (system === 'socketio') return url
+      if (system === 'ws') return url.replace(/^http/, 'ws')
+      return `${url.replace(/^http/, 'ws')}/api/v2/ws?tickers=AAPL&resolutions=1m`
+    })
     for (let left = clients; left > 0; left -= CLIENTS_PER_PROCESS) {
       const worker = fork(here('./fanout-clients.ts'), { execArgv: ['--import', 'tsx'] })
-      worker.send({ op: 'start', url, count: Math.min(left, CLIENTS_PER_PROCESS), query: '?tickers=AAPL&resolutions=1m' })
+      worker.send({ op: 'start', urls, count: Math.min(left, CLIENTS_PER_PROCESS), protocol: system === 'socketio' ? 'socketio' : 'ws', event: PEER_EVENT })
       workers.push(worker)
     }
     await Promise.all(workers.map(async (worker) => await next(worker, 'ready')))
-    await sleep(1000)
-    const connected = await rssKb(gateway)
+    await sleep(1500)
+    const connected = await rssKb(children)
     for (const worker of workers) worker.send({ op: 'record' })
 
+    const cpuBefore = await cpuTicks(children)
     const began = Date.now()
-    let n = 0
-    for (let tick = 0; tick < LOAD_SECONDS * BATCHES_PER_SECOND; tick++) {
-      const items = Array.from({ length: ITEMS_PER_BATCH }, () => ({ id: `b${clients}-${n++}`, ticker: 'AAPL', timestamp: new Date().toISOString(), score: ((n % 21) - 10) / 10, source: 'bench' }))
-      const res = await fetch(`${url}/api/v2/items`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(items) })
-      if (res.status !== 202) throw new Error(`ingest answered ${res.status}`)
-      await sleep(Math.max(0, began + ((tick + 1) * 1000) / BATCHES_PER_SECOND - Date.now()))
+    const messages = LOAD_SECONDS * rate
+    for (let i = 0; i < messages; i++) {
+      await publish(system)
+      await sleep(Math.max(0, began + ((i + 1) * 1000) / rate - Date.now()))
     }
-    await sleep(1000)
+    await sleep(1500)
+    const cpu = await cpuTicks(children) - cpuBefore
     const seconds = (Date.now() - began) / 1000
-    const peak = await rssKb(gateway)
 
     const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
-    let events = 0
+    let delivered = 0
     const results = await Promise.all(workers.map(async (worker) => {
       const result = next<{ events: number, histogram: string }>(worker, 'result')
       worker.send({ op: 'stop' })
       return await result
     }))
     for (const result of results) {
-      events += result.events
+      delivered += result.events
       merged.add(hdr.decodeFromCompressedBase64(result.histogram))
     }
     return {
-      engine,
+      system,
+      gateways: gatewayCount,
       clients,
+      rate,
       p50: merged.getValueAtPercentile(50),
       p99: merged.getValueAtPercentile(99),
       max: merged.maxValue,
-      eventsPerSecond: Math.round(events / seconds),
+      delivered,
+      expected: messages * clients,
       rssPerConnKb: Math.round(((connected - baseline) / clients) * 10) / 10,
-      rssMb: Math.round(peak / 1024)
+      cpuPct: Math.round(cpu / seconds)
     }
   } finally {
     for (const worker of workers) worker.kill('SIGKILL')
-    gateway.kill('SIGTERM')
-    await sleep(500)
-    gateway.kill('SIGKILL')
-    await rm(dataDir, { recursive: true, force: true })
+    for (const { child } of gateways) child.kill('SIGTERM')
+    // A profiled gateway writes its profile as it exits.
+    await sleep(CPU_PROF === undefined ? 500 : 5000)
+    for (const { child } of gateways) child.kill('SIGKILL')
   }
 }
 
-const counts = process.argv.slice(2).map(Number).filter((c) => c > 0)
-const rows: Row[] = []
-for (const clients of counts.length > 0 ? counts : [100, 1000, 10_000]) {
-  for (const engine of ENGINES) {
-    process.stderr.write(`fan-out to ${clients} clients, ${engine} engine…\n`)
-    rows.push(await phase(engine, clients))
-  }
+// ---- Run and report
+
+const results: Result[] = []
+/** Rows are printed as they finish, so a long run shows its figures early. */
+function report (r: Result): void {
+  results.push(r)
+  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} |`)
 }
-console.log(`\nFan-out, one series (AAPL#1m), ${BATCHES_PER_SECOND} batches/s for ${LOAD_SECONDS} s, DEBOUNCE_MS 100; engine fastify = Fastify + ws, uws = uWebSockets.js\n`)
-console.log('| clients | engine | latency p50 (ms) | latency p99 (ms) | max (ms) | delivered events/s | gateway RSS/conn (KB) | gateway RSS (MB) |')
-console.log('|---:|---|---:|---:|---:|---:|---:|---:|')
-for (const r of rows) console.log(`| ${r.clients} | ${r.engine} | ${r.p50} | ${r.p99} | ${r.max} | ${r.eventsPerSecond} | ${r.rssPerConnKb} | ${r.rssMb} |`)
+console.log(`\nFan-out of one channel, ~300 B updates, a new bucket per message, ${LOAD_SECONDS} s per phase; Pulse with DEBOUNCE_MS 100 (default)\n`)
+console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) |')
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|')
+try {
+  for (const { clients, rate } of ROWS) {
+    for (const system of SYSTEMS) {
+      process.stderr.write(`${clients} clients × ${rate} updates/s, ${system}…\n`)
+      report(await phase(system, clients, rate, 2))
+    }
+  }
+  if (SINGLE > 0) {
+    process.stderr.write(`${SINGLE} clients on one Pulse gateway…\n`)
+    report(await phase('pulse-fastify', SINGLE, 20, 1))
+  }
+} finally {
+  await bus.close()
+  peerPublisher.disconnect()
+  // The publishing Socket.IO server never listened, so it has no engine to close.
+  for (const connection of socketIoRedis) connection.disconnect()
+  for (const teardown of teardowns.reverse()) await teardown()
+}
+
 const ratio = (a: number, b: number): string => b === 0 ? '-' : `${(a / b).toFixed(2)}×`
-for (const clients of new Set(rows.map((r) => r.clients))) {
-  const fastify = rows.find((r) => r.clients === clients && r.engine === 'fastify')
-  const uws = rows.find((r) => r.clients === clients && r.engine === 'uws')
-  if (fastify === undefined || uws === undefined) continue
-  console.log(`${clients} clients, uws / fastify: p50 ${ratio(uws.p50, fastify.p50)}, p99 ${ratio(uws.p99, fastify.p99)}, events/s ${ratio(uws.eventsPerSecond, fastify.eventsPerSecond)}, RSS/conn ${ratio(uws.rssPerConnKb, fastify.rssPerConnKb)}`)
+console.log('\nPulse / peer (p99, CPU):')
+for (const { clients, rate } of ROWS) {
+  const row = results.filter((r) => r.clients === clients && r.rate === rate && r.gateways === 2)
+  const peers = row.filter((r) => !r.system.startsWith('pulse-'))
+  const best = peers.reduce<Result | undefined>((a, b) => a === undefined || b.p99 < a.p99 ? b : a, undefined)
+  const bare = row.find((r) => r.system === 'ws')
+  for (const pulse of row.filter((r) => r.system.startsWith('pulse-'))) {
+    const parts: string[] = []
+    if (best !== undefined) parts.push(`p99 ${ratio(pulse.p99, best.p99)} the better peer (${best.system})`)
+    if (bare !== undefined) parts.push(`p99 ${ratio(pulse.p99, bare.p99)} bare ws, CPU ${ratio(pulse.cpuPct, bare.cpuPct)} bare ws`)
+    console.log(`${clients} × ${rate}, ${pulse.system}: ${parts.join('; ')}`)
+  }
 }

@@ -11,8 +11,7 @@ import healthRoutes from './routes/health.js'
 import ingestRoutes from './routes/ingest.js'
 import tickerRoutes from './routes/tickers.js'
 import timeseriesRoutes from './routes/timeseries.js'
-import sseStream from './streaming/sse-plugin.js'
-import wsStream from './streaming/ws-plugin.js'
+import { sseStream, wsStream } from './streaming/plugins.js'
 
 export interface BuildAppOptions {
   /** Pino logger for the gateway; silent when unset. */

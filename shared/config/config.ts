@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   ALLOWED_ORIGINS: Type.Optional(Type.String()),
   MAX_CONNECTIONS: Type.Optional(Count),
   DEBOUNCE_MS: Type.Optional(Count),
+  MAX_BUFFERED_MB: Type.Optional(Count),
   HEARTBEAT_MS: Type.Optional(Count),
   RATE_LIMIT_INGEST: Type.Optional(Count),
   RATE_LIMIT_READ: Type.Optional(Count),
@@ -73,6 +74,8 @@ export interface Config {
   allowedOrigins: string[]
   maxConnections: number
   debounceMs: number
+  /** Most bytes all stream connections of a gateway may buffer together; over it the slowest are cut. */
+  maxBufferedBytes: number
   heartbeatMs: number
   rateLimitIngest: number
   rateLimitRead: number
@@ -199,6 +202,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const seriesCacheMaxBuckets = Number(e.SERIES_CACHE_MAX_BUCKETS ?? 200_000)
   // One series' retained window is at most 360 buckets (1m over 6 h), plus the edges.
   if (seriesCacheMaxBuckets < 1000) throw new ConfigError('SERIES_CACHE_MAX_BUCKETS', 'must be at least 1000 (one series window is up to 362 buckets)')
+  const maxBufferedMb = Number(e.MAX_BUFFERED_MB ?? 256)
+  if (maxBufferedMb < 1) throw new ConfigError('MAX_BUFFERED_MB', 'must be at least 1')
   if (e.PULSE_FAULTS !== undefined) {
     if (source.NODE_ENV === 'production') throw new ConfigError('PULSE_FAULTS', 'fault injection is for tests and is refused when NODE_ENV=production')
     try {
@@ -225,6 +230,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     allowedOrigins: list(e.ALLOWED_ORIGINS),
     maxConnections: Number(e.MAX_CONNECTIONS ?? 10_000),
     debounceMs: Number(e.DEBOUNCE_MS ?? 100),
+    maxBufferedBytes: maxBufferedMb * 1024 * 1024,
     heartbeatMs: Number(e.HEARTBEAT_MS ?? 15_000),
     rateLimitIngest: Number(e.RATE_LIMIT_INGEST ?? 600),
     rateLimitRead: Number(e.RATE_LIMIT_READ ?? 6000),

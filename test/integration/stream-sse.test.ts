@@ -84,6 +84,26 @@ for (const engine of ENGINES) {
       t.ok(events.some((b) => b.includes('event: bucket_update')) && events.some((b) => b.includes('event: partial_bucket')))
     })
 
+    t.test('an event stream carries the CORS and security headers every other route gets', async (t) => {
+      const origin = 'https://dashboard.example'
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, ALLOWED_ORIGINS: `${origin},https://other.example` })
+      const other = await fetch(`${p.url}/api/v2/tickers`, { headers: { origin } })
+      await other.arrayBuffer()
+      t.equal(other.headers.get('access-control-allow-origin'), origin, 'the API answers an allowed origin')
+      const stream = await fetch(`${p.url}/api/v2/stream?tickers=AAPL`, { headers: { origin, accept: 'text/event-stream' } })
+      t.teardown(async () => await stream.body?.cancel())
+      t.equal(stream.status, 200)
+      t.match(stream.headers.get('content-type'), /^text\/event-stream/)
+      t.equal(stream.headers.get('access-control-allow-origin'), origin, 'an EventSource from an allowed origin may read the stream')
+      const perResponse = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'cache-control', 'etag', 'last-modified'])
+      const expected = [...other.headers.keys()].filter((name) => !perResponse.has(name) && !name.startsWith('x-ratelimit'))
+      t.ok(expected.includes('x-content-type-options') && expected.includes('content-security-policy'), 'helmet headers are on the API response')
+      for (const name of expected) t.equal(stream.headers.get(name), other.headers.get(name), `${name} as on the other routes`)
+      const foreign = await fetch(`${p.url}/api/v2/stream?tickers=AAPL`, { headers: { origin: 'https://evil.example' } })
+      t.teardown(async () => await foreign.body?.cancel())
+      t.equal(foreign.headers.get('access-control-allow-origin'), null, 'another origin is not allowed')
+    })
+
     t.test('graceful shutdown: SSE gets retry and the stream ends, WS gets 1012', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine })
       const res = await fetch(`${p.url}/api/v2/stream?tickers=AAPL`)

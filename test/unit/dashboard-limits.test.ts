@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MAX_SUBSCRIPTIONS } from '../../services/gateway/streaming/limits.js'
+import { MAX_SUBSCRIPTIONS } from '../../shared/stream-limits.js'
 import { RESOLUTIONS } from '../../shared/timeseries/index.js'
 import { RequestThrottle } from '../../web/src/store/request-throttle.js'
 import { groupSeries, sseSelection } from '../../web/src/stream/transport.js'

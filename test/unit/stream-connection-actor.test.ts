@@ -1,14 +1,11 @@
 import t from 'tap'
-import { ConnectionActor } from '../../services/gateway/streaming/connection-actor.js'
-import type { CloseReason } from '../../services/gateway/streaming/limits.js'
-import { FloodGuard } from '../../services/gateway/streaming/limits.js'
-import type { Sink } from '../../services/gateway/streaming/sink.js'
-import { renderHeartbeat, type Rendered, StreamEvent } from '../../services/gateway/streaming/stream-event.js'
+import { ConnectionActor, FloodGuard, type Sink } from '../../services/gateway/streaming/connection.js'
+import { type CloseReason, type Rendered, renderHeartbeat, StreamEvent } from '../../services/gateway/streaming/protocol.js'
 import type { Bucket } from '../../shared/timeseries/index.js'
 
 const START = Math.floor(Date.now() / 60_000) * 60_000
 
-function bucket (start: number, rev: number): Bucket {
+function bucket (start: number, rev: number, lastUpdated = Date.now()): Bucket {
   const key = { ts: start, id: 'a' }
   return {
     ticker: 'AAPL',
@@ -25,16 +22,19 @@ function bucket (start: number, rev: number): Bucket {
     first: key,
     last: key,
     rev,
-    last_updated: Date.now()
+    last_updated: lastUpdated
   }
 }
 
-/** A sink that records writes and whose buffer the test controls. */
+const event = (start: number, rev: number): StreamEvent => new StreamEvent(bucket(start, rev), 'change', Date.now())
+
+/** A sink that records writes (one entry per write) and whose buffer the test controls. */
 function fakeSink (): Sink & { writes: Rendered[][], buffered: number, closedWith: CloseReason | undefined } {
   const sink = {
     writes: [] as Rendered[][],
     buffered: 0,
     closedWith: undefined as CloseReason | undefined,
+    writeOne: (rendered: Rendered) => { sink.writes.push([rendered]) },
     write: (events: readonly Rendered[]) => { sink.writes.push([...events]) },
     bufferedAmount: () => sink.buffered,
     keepAlive: () => {},
@@ -45,23 +45,69 @@ function fakeSink (): Sink & { writes: Rendered[][], buffered: number, closedWit
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-t.test('a burst becomes one flush with the newest state; later updates wait for the debounce', async (t) => {
+/** Polls until `check` holds (never asserts how long it took). */
+async function until (check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached')
+    await sleep(5)
+  }
+}
+
+t.test('an update goes out at once when its bucket was not sent within the debounce', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  actor.offer(event(START, 1))
+  t.equal(sink.writes.length, 1, 'written during offer, not on a timer')
+  t.match(sink.writes[0]?.[0]?.ws, /"rev":1/)
+})
+
+t.test('different buckets never wait for each other', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  actor.offer(event(START, 1))
+  actor.offer(new StreamEvent({ ...bucket(START, 1), resolution: '5m' }, 'change', Date.now()))
+  actor.offer(event(START - 60_000, 3))
+  t.equal(sink.writes.length, 3, 'three buckets, three immediate writes')
+  actor.offer(event(START, 2))
+  t.equal(sink.writes.length, 3, 'the same bucket again within the debounce waits')
+  actor.offer(event(START - 120_000, 8))
+  t.equal(sink.writes.length, 4, 'a fourth bucket does not wait behind the waiting one')
+  t.equal(actor.pending, 1)
+})
+
+t.test('a burst to one bucket: the first state at once, one trailing send with the newest state', async (t) => {
   const sink = fakeSink()
   const actor = new ConnectionActor(sink, { debounceMs: 50, stallLimitMs: 1000, now: Date.now })
-  for (let rev = 1; rev <= 1000; rev++) actor.offer(new StreamEvent(bucket(START, rev), 'change', Date.now()))
-  await sleep(20)
+  t.teardown(() => actor.close('restart'))
+  for (let rev = 1; rev <= 1000; rev++) actor.offer(event(START, rev))
   t.equal(sink.writes.length, 1)
-  t.equal(sink.writes[0]?.length, 1)
-  t.match(sink.writes[0]?.[0]?.ws, /"rev":1000/)
-  actor.offer(new StreamEvent(bucket(START, 1001), 'change', Date.now()))
-  actor.offer(new StreamEvent(bucket(START - 60_000, 7), 'change', Date.now()))
-  actor.heartbeat(renderHeartbeat(Date.now(), 1))
-  t.equal(sink.writes.length, 1, 'not before the debounce')
+  t.match(sink.writes[0]?.[0]?.ws, /"rev":1,/)
+  t.equal(actor.pending, 1, 'one waiting state, however many updates')
+  await until(() => sink.writes.length === 2)
+  t.equal(sink.writes[1]?.length, 1)
+  t.match(sink.writes[1]?.[0]?.ws, /"rev":1000/, 'the trailing send carries the newest state')
   await sleep(120)
+  t.equal(sink.writes.length, 2, 'nothing more to send')
+  actor.offer(event(START, 1001))
+  t.equal(sink.writes.length, 3, 'a debounce after the trailing send, the bucket goes out at once again')
+})
+
+t.test('states waiting for the same moment share a write; the heartbeat goes at once', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 60, stallLimitMs: 1000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  actor.offer(event(START, 1))
+  actor.offer(event(START - 60_000, 1))
   t.equal(sink.writes.length, 2)
-  t.equal(sink.writes[1]?.length, 3, 'both buckets and the heartbeat in one flush')
-  actor.close('restart')
-  t.equal(sink.closedWith, 'restart')
+  actor.offer(event(START, 2))
+  actor.offer(event(START - 60_000, 2))
+  actor.heartbeat(renderHeartbeat(Date.now(), 1))
+  t.equal(sink.writes.length, 3, 'the heartbeat is not held back')
+  await until(() => sink.writes.length === 4)
+  t.equal(sink.writes[3]?.length, 2, 'both trailing states in one write')
 })
 
 t.test('an unwritable socket lets states coalesce, then a stalled client is disconnected', async (t) => {
@@ -70,48 +116,110 @@ t.test('an unwritable socket lets states coalesce, then a stalled client is disc
   const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 150, now: Date.now, onClose: () => { closed++ } })
   sink.buffered = 1024 * 1024
   for (let rev = 1; rev <= 500; rev++) {
-    actor.offer(new StreamEvent(bucket(START, rev), 'change', Date.now()))
-    actor.offer(new StreamEvent(bucket(START - 60_000, rev), 'change', Date.now()))
+    actor.offer(event(START, rev))
+    actor.offer(event(START - 60_000, rev))
   }
-  await sleep(60)
-  t.equal(sink.writes.length, 0, 'nothing written while unwritable')
   t.equal(actor.pending, 2, 'one pending state per bucket')
-  await sleep(250)
+  await until(() => sink.closedWith !== undefined)
+  t.equal(sink.writes.length, 0, 'nothing written while unwritable')
   t.equal(sink.closedWith, 'stalled')
   t.equal(closed, 1)
   t.equal(actor.pending, 0, 'memory released')
 })
 
-t.test('writing resumes once the socket drains', async (t) => {
+t.test('writing resumes once the socket drains, with the newest states in one write', async (t) => {
   const sink = fakeSink()
   const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 10_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
-  actor.offer(new StreamEvent(bucket(START, 1), 'change', Date.now()))
+  actor.offer(event(START, 1))
+  actor.offer(event(START - 60_000, 1))
   await sleep(40)
   t.equal(sink.writes.length, 0)
+  actor.offer(event(START, 2))
   sink.buffered = 0
-  actor.offer(new StreamEvent(bucket(START, 2), 'change', Date.now()))
-  await sleep(40)
-  t.equal(sink.writes.length, 1)
-  t.match(sink.writes[0]?.[0]?.ws, /"rev":2/)
-  actor.close('restart')
+  await until(() => sink.writes.length === 1)
+  t.equal(sink.writes[0]?.length, 2, 'held back together, sent together')
+  t.match(sink.writes[0]?.map((r) => r.ws).join(), /"rev":2/)
+})
+
+t.test('a client that keeps reading is not cut as stalled, though every write fills its buffer again', async (t) => {
+  const sink = fakeSink()
+  const fill = sink.writeOne
+  // Every write leaves the socket over the high-water mark until the client reads.
+  sink.writeOne = (rendered) => {
+    fill(rendered)
+    sink.buffered = 100 * 1024
+  }
+  // A clock the test moves, so a slow machine cannot make the rounds look like a stall.
+  let clock = Date.now()
+  const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 100, now: () => clock })
+  t.teardown(() => actor.close('restart'))
+  // Each round the client has read everything, then two buckets change.
+  for (let i = 0; i < 40; i++) {
+    sink.buffered = 0
+    actor.offer(event(START - 2 * i * 60_000, 1))
+    actor.offer(event(START - (2 * i + 1) * 60_000, 1))
+    clock += 10
+    await sleep(15)
+  }
+  t.equal(sink.closedWith, undefined, 'still connected')
+  sink.buffered = 0
+  clock += 10
+  await until(() => actor.pending === 0)
+  t.equal(sink.writes.flat().length, 80, 'every bucket delivered')
 })
 
 t.test('a drain sends held-back states at once, and is ignored when nothing was held back', async (t) => {
   const sink = fakeSink()
   const actor = new ConnectionActor(sink, { debounceMs: 200, stallLimitMs: 10_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
   actor.drained()
   t.equal(sink.writes.length, 0, 'nothing held back, nothing written')
   sink.buffered = 1024 * 1024
-  actor.offer(new StreamEvent(bucket(START, 1), 'change', Date.now()))
-  await sleep(20)
-  t.equal(sink.writes.length, 0)
+  actor.offer(event(START, 1))
   actor.drained()
   t.equal(sink.writes.length, 0, 'still above the high-water mark')
   sink.buffered = 0
   actor.drained()
-  t.equal(sink.writes.length, 1, 'written on the drain, not 200 ms later')
+  t.equal(sink.writes.length, 1, 'written on the drain, not at the next wake-up')
+})
+
+t.test('newest state wins whatever the arrival order; past and current buckets are two entries', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  sink.buffered = 1024 * 1024
+  for (const rev of [5, 9, 3]) actor.offer(event(START, rev))
+  actor.offer(event(START - 120_000, 2))
+  t.equal(actor.pending, 2)
+  sink.buffered = 0
   actor.close('restart')
+  t.equal(sink.writes.length, 1, 'a restart sends what was waiting, in one write')
+  const sent = sink.writes[0]?.map((r) => JSON.parse(r.ws) as { type: string, bucket: { rev: number } }) ?? []
+  t.same(sent.map((e) => e.bucket.rev).sort(), [2, 9])
+  t.same(sent.map((e) => e.type).sort(), ['bucket_update', 'partial_bucket'])
+})
+
+t.test('leaving a series forgets its waiting states', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  actor.offer(event(START, 1))
+  actor.offer(event(START, 2))
+  t.equal(actor.pending, 1)
+  actor.forget(new Set(['AAPL#1m']))
+  t.equal(actor.pending, 0)
+})
+
+t.test('a final event of the same rev replaces the change; its id is the bucket end', async (t) => {
+  const now = START + 30_000
+  const past = START - 60_000
+  const change = new StreamEvent(bucket(past, 4, past + 30_000), 'change', now)
+  const final = new StreamEvent(bucket(past, 4, past + 30_000), 'final', now)
+  t.ok(final.supersedes(change))
+  t.equal(final.time, START)
+  t.match(final.render(now).sse.toString(), new RegExp(`^id: ${START}\nevent: bucket_update\ndata: \\{`))
 })
 
 t.test('flood guard: a burst is accepted, then drops with one warning a second, then disconnect', async (t) => {

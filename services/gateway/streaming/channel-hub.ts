@@ -1,25 +1,80 @@
+import type { ErrorCode } from '../../../shared/errors.js'
 import type { BucketEvent } from '../../../shared/ports/index.js'
 import { type Resolution, type SeriesKey, parseSeriesKey } from '../../../shared/timeseries/index.js'
-import type { Transport } from '../../metrics.js'
+import type { ConnectionObserver, Transport } from '../../metrics.js'
+import type { SecretSet } from '../plugins/auth.js'
 import type { SeriesCache } from '../series-cache.js'
-import type { ConnectionActor } from './connection-actor.js'
-import { ConnectionLimiter } from './limits.js'
-import { renderHeartbeat, StreamEvent } from './stream-event.js'
+import { ConnectionActor, FlushScheduler, type Sink } from './connection.js'
+import { renderHeartbeat, RETRY_AFTER_SECONDS, StreamEvent } from './protocol.js'
 
-export interface ChannelHubOptions {
-  cache: SeriesCache
-  now: () => number
-  maxConnections: number
-  heartbeatMs: number
-  /** SSE comment interval; at most 15 s (SPEC §4). */
-  keepAliveMs?: number
-  onError?: (err: unknown, series: SeriesKey) => void
+/*
+ * The gateway's streaming core, shared by both engines: the channel actors (one per
+ * watched series), the open connections and their limits — the connection count, the
+ * gateway-wide budget of buffered bytes — the admission of a new stream, and the
+ * gateway-wide timers.
+ */
+
+/**
+ * Counts open streams (WebSocket and SSE together) against `MAX_CONNECTIONS`. A slot is
+ * taken before the upgrade or the SSE response starts and given back when the socket closes.
+ */
+export class ConnectionLimiter {
+  #count = 0
+
+  constructor (readonly max: number) {}
+
+  get count (): number {
+    return this.#count
+  }
+
+  /** Takes a slot; undefined at the limit. The returned release is idempotent. */
+  tryAcquire (): (() => void) | undefined {
+    if (this.#count >= this.max) return undefined
+    this.#count++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#count--
+    }
+  }
+}
+
+/** What an access check needs from a request, whatever the engine. */
+export interface AccessRequest {
+  authorization: string | undefined
+  origin: string | undefined
+  /** `?token=`, for EventSource, which cannot set headers. */
+  queryToken: string | undefined
+}
+
+/**
+ * Read access to streams: with `READ_TOKEN` set, a bearer token or `?token=` must match.
+ * For WebSockets, a browser's `Origin` must be allowed when `ALLOWED_ORIGINS` is set;
+ * clients without an Origin are not browsers, so cross-site hijacking does not apply.
+ */
+export function checkStreamAccess (request: AccessRequest, readToken: SecretSet | undefined, allowedOrigins: readonly string[], websocket: boolean): ErrorCode | undefined {
+  if (readToken !== undefined) {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.authorization ?? '')?.[1]
+    if (!readToken.matches(bearer ?? request.queryToken)) return 'PULSE_ERR_UNAUTHORIZED'
+  }
+  if (websocket && allowedOrigins.length > 0 && request.origin !== undefined && !allowedOrigins.includes(request.origin)) {
+    return 'PULSE_ERR_FORBIDDEN_ORIGIN'
+  }
+  return undefined
+}
+
+/** A stream refused before it starts: the catalogue code and any extra headers. */
+export interface Refusal {
+  code: ErrorCode
+  headers: Record<string, string>
 }
 
 /**
  * The actor of one `ticker#resolution` in this gateway: watches the series in the L1 cache
  * (one bus subscription per series per gateway, kept by the cache, which applies each
- * event before the channel sees it) and fans each event out to its watchers.
+ * event before the channel sees it) and fans each event out to its watchers. The event is
+ * encoded once, on first use, and every watcher writes the same bytes.
  */
 class Channel {
   readonly watchers = new Set<ConnectionActor>()
@@ -29,8 +84,9 @@ class Channel {
 
   constructor (cache: SeriesCache, ticker: string, resolution: Resolution, now: () => number) {
     this.ready = cache.watch(ticker, resolution, (event: BucketEvent) => {
-      const shared = StreamEvent.fromBus(event, now())
-      for (const watcher of this.watchers) watcher.offer(shared)
+      const at = now()
+      const shared = StreamEvent.fromBus(event, at)
+      for (const watcher of this.watchers) watcher.offer(shared, at)
     }).then((unwatch) => {
       if (this.#closed) unwatch()
       else this.#unwatch = unwatch
@@ -50,7 +106,7 @@ export interface HubStats {
   channels: number
   /** Pending bucket states over all connections. */
   pending: number
-  /** Largest mailbox of one connection. */
+  /** Largest number of pending states of one connection. */
   maxPending: number
   /** Bytes buffered in user space over all connections. */
   buffered: number
@@ -58,25 +114,60 @@ export interface HubStats {
   transports: Partial<Record<Transport, { connections: number, subscriptions: number }>>
 }
 
+export interface ChannelHubOptions {
+  cache: SeriesCache
+  now: () => number
+  maxConnections: number
+  heartbeatMs: number
+  /** Least time between two sends of the same bucket to one client (`DEBOUNCE_MS`). */
+  debounceMs: number
+  /**
+   * Most bytes all connections together may hold in user-space buffers
+   * (`MAX_BUFFERED_MB`); over it, the connections with the largest buffers are cut.
+   */
+  maxBufferedBytes: number
+  /** SSE comment interval; at most 15 s (SPEC §4). */
+  keepAliveMs?: number
+  /** Metrics of each transport's connections. */
+  observer?: (transport: Transport) => ConnectionObserver | undefined
+  onError?: (err: unknown, series: SeriesKey) => void
+}
+
+/**
+ * How long a client may stay unwritable before it is disconnected: two heartbeats, so a
+ * client that could not take two heartbeats in a row is treated as gone.
+ */
+export function stallLimitMs (heartbeatMs: number): number {
+  return Math.max(1000, 2 * heartbeatMs)
+}
+
 /**
  * The gateway's streaming core: the channel actors, the open connections, the connection
- * limit, and the gateway-wide timers (heartbeat, SSE keep-alive). Connections join and
- * leave channels only through the hub; channels exist while they have watchers.
+ * limit, the buffer budget and the gateway-wide timers (delayed sends, heartbeat, SSE
+ * keep-alive). Connections join and leave channels only through the hub; channels exist
+ * while they have watchers.
  */
 export class ChannelHub {
   readonly limiter: ConnectionLimiter
   readonly #options: ChannelHubOptions
   readonly #channels = new Map<SeriesKey, Channel>()
   readonly #connections = new Set<ConnectionActor>()
+  readonly #scheduler: FlushScheduler
   readonly #timers: NodeJS.Timeout[] = []
+  readonly #observers = new Map<Transport, ConnectionObserver | undefined>()
+  /** Sum of the buffered bytes each connection last reported; an upper bound between reports. */
+  #bufferedEstimate = 0
+  readonly #reported = new WeakMap<ConnectionActor, number>()
   #shuttingDown = false
 
   constructor (options: ChannelHubOptions) {
     this.#options = options
     this.limiter = new ConnectionLimiter(options.maxConnections)
+    this.#scheduler = new FlushScheduler(options.now)
     const heartbeat = setInterval(() => this.#heartbeat(), options.heartbeatMs)
     const keepAlive = setInterval(() => {
       for (const connection of this.#connections) connection.keepAlive()
+      this.#enforceBudget()
     }, Math.min(options.keepAliveMs ?? 15_000, 15_000))
     heartbeat.unref()
     keepAlive.unref()
@@ -87,9 +178,46 @@ export class ChannelHub {
     return this.#shuttingDown
   }
 
-  /** Starts tracking a connection (for heartbeats and shutdown). */
-  add (connection: ConnectionActor): void {
-    this.#connections.add(connection)
+  /**
+   * The admission of a new stream, the same on both engines: access first (401/403), then
+   * a connection slot (503 with `Retry-After`). On success the caller owns the slot and
+   * must release it when the stream ends.
+   */
+  admit (request: AccessRequest, readToken: SecretSet | undefined, allowedOrigins: readonly string[], websocket: boolean): { release: () => void } | Refusal {
+    const denied = checkStreamAccess(request, readToken, allowedOrigins, websocket)
+    if (denied !== undefined) return { code: denied, headers: {} }
+    const release = this.#shuttingDown ? undefined : this.limiter.tryAcquire()
+    if (release === undefined) {
+      return {
+        code: this.#shuttingDown ? 'PULSE_ERR_SHUTTING_DOWN' : 'PULSE_ERR_TOO_MANY_CONNECTIONS',
+        headers: { 'retry-after': String(RETRY_AFTER_SECONDS) }
+      }
+    }
+    return { release }
+  }
+
+  /**
+   * Opens a client connection on either engine: a connection actor on `sink` with the
+   * gateway's settings, tracked until it closes (then `onClose` runs, e.g. to free its
+   * connection slot).
+   */
+  open (sink: Sink, transport: Transport, onClose: (actor: ConnectionActor) => void): ConnectionActor {
+    if (!this.#observers.has(transport)) this.#observers.set(transport, this.#options.observer?.(transport))
+    const actor = new ConnectionActor(sink, {
+      debounceMs: this.#options.debounceMs,
+      stallLimitMs: stallLimitMs(this.#options.heartbeatMs),
+      now: this.#options.now,
+      scheduler: this.#scheduler,
+      transport,
+      observer: this.#observers.get(transport),
+      onBuffered: (connection, bytes) => this.#noteBuffered(connection, bytes),
+      onClose: (closed) => {
+        this.remove(closed)
+        onClose(closed)
+      }
+    })
+    this.#connections.add(actor)
+    return actor
   }
 
   /** Adds `connection` as a watcher of `series`; resolves once the channel is live. */
@@ -104,7 +232,7 @@ export class ChannelHub {
       channel.ready.catch((err: unknown) => this.#options.onError?.(err, series))
     }
     channel.watchers.add(connection)
-    connection.subscriptions.add(series)
+    connection.watch(series)
     await channel.ready
   }
 
@@ -129,6 +257,8 @@ export class ChannelHub {
   remove (connection: ConnectionActor): void {
     this.leave(connection, [...connection.subscriptions])
     this.#connections.delete(connection)
+    this.#bufferedEstimate -= this.#reported.get(connection) ?? 0
+    this.#reported.delete(connection)
   }
 
   stats (): HubStats {
@@ -152,6 +282,7 @@ export class ChannelHub {
     if (this.#shuttingDown) return
     this.#shuttingDown = true
     for (const timer of this.#timers) clearInterval(timer)
+    this.#scheduler.stop()
     for (const connection of [...this.#connections]) connection.close('restart')
     for (const channel of this.#channels.values()) channel.close()
     this.#channels.clear()
@@ -161,5 +292,41 @@ export class ChannelHub {
     if (this.#connections.size === 0) return
     const rendered = renderHeartbeat(this.#options.now(), this.limiter.count)
     for (const connection of this.#connections) connection.heartbeat(rendered)
+  }
+
+  #noteBuffered (connection: ConnectionActor, bytes: number): void {
+    this.#bufferedEstimate += bytes - (this.#reported.get(connection) ?? 0)
+    if (bytes === 0) this.#reported.delete(connection)
+    else this.#reported.set(connection, bytes)
+    if (this.#bufferedEstimate > this.#options.maxBufferedBytes) this.#enforceBudget()
+  }
+
+  /**
+   * Keeps the bytes buffered by all connections under `maxBufferedBytes`. The running
+   * estimate only grows between reports (a socket that drained does not say so), so it is
+   * first recounted; if the true total is over the budget, the connections holding the
+   * most are cut with the stalled code (they reconnect and resume) until it is under.
+   */
+  #enforceBudget (): void {
+    let total = 0
+    const holders: Array<{ connection: ConnectionActor, bytes: number }> = []
+    for (const connection of this.#connections) {
+      const bytes = connection.bufferedAmount
+      if (bytes === 0) {
+        this.#reported.delete(connection)
+        continue
+      }
+      this.#reported.set(connection, bytes)
+      total += bytes
+      holders.push({ connection, bytes })
+    }
+    this.#bufferedEstimate = total
+    if (total <= this.#options.maxBufferedBytes) return
+    holders.sort((a, b) => b.bytes - a.bytes)
+    for (const { connection, bytes } of holders) {
+      if (total <= this.#options.maxBufferedBytes) break
+      total -= bytes
+      connection.close('stalled')
+    }
   }
 }

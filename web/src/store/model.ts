@@ -6,7 +6,7 @@ export { isResolution, RESOLUTIONS, RETENTION_MS, type Resolution } from '../../
 export type { LabelCounts }
 
 /** Most `ticker#resolution` series one stream connection may watch: the gateway's own limit. */
-export { MAX_SUBSCRIPTIONS } from '../../../services/gateway/streaming/limits.js'
+export { MAX_SUBSCRIPTIONS } from '../../../shared/stream-limits.js'
 
 /** Bucket length of each resolution, milliseconds. */
 export const RESOLUTION_MS = DURATION_MS

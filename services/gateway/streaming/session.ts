@@ -1,14 +1,23 @@
 import { ERRORS, type ErrorCode, PulseError } from '../../../shared/errors.js'
-import { isResolution, toIsoSecond } from '../../../shared/timeseries/index.js'
+import { isResolution, type SeriesKey, toIsoSecond } from '../../../shared/timeseries/index.js'
 import type { GatewayContext } from '../context.js'
 import { queryHistory } from '../history.js'
 import type { ChannelHub } from './channel-hub.js'
-import type { ConnectionActor } from './connection-actor.js'
-import { parseEventId } from './event-id.js'
-import { FloodGuard, MAX_SUBSCRIPTIONS } from './limits.js'
-import { type SnapshotMessage, type SubscribeMessage, type UnsubscribeMessage, parseClientMessage } from './protocol.js'
-import { renderEvent } from './stream-event.js'
-import { replaySince, selectSeries } from './subscriptions.js'
+import type { ConnectionActor } from './connection.js'
+import { FloodGuard } from './connection.js'
+import {
+  listParam, MAX_SUBSCRIPTIONS, parseClientMessage, parseEventId, renderEvent, replaySince, selectSeries,
+  type SelectionError, type SnapshotMessage, type SubscribeMessage, type UnsubscribeMessage
+} from './protocol.js'
+
+/*
+ * What a stream does once admitted, the same on both engines: the WebSocket protocol of a
+ * connection, and the start of an event stream. The engines only parse their requests and
+ * hand over the query.
+ */
+
+/** A stream's query string, however the engine reads it. */
+export type StreamQuery = (name: string) => string | undefined
 
 /**
  * The WebSocket protocol of one connection, independent of the engine: parses client
@@ -30,6 +39,23 @@ export class WsSession {
     this.#pulse = pulse
     this.#known = known
     this.#flood = new FloodGuard(pulse.now())
+  }
+
+  /**
+   * The subscription asked for on the URL (`?tickers=&resolutions=&since=`), if any;
+   * failures reach the client as `error` events, and `onError` hears of unexpected ones.
+   */
+  subscribeFromQuery (query: StreamQuery, onError: (err: unknown) => void): void {
+    const tickers = listParam(query('tickers'))
+    if (tickers.length === 0) return
+    const resolutions = query('resolutions')
+    const since = query('since')
+    this.subscribe({
+      op: 'subscribe',
+      tickers,
+      resolutions: resolutions === undefined ? ['1m'] : listParam(resolutions),
+      ...(since === undefined ? {} : { since })
+    }).catch(onError)
   }
 
   /** Handles one incoming message (text, or binary that should have been text). */
@@ -139,4 +165,30 @@ export class WsSession {
     if (id !== undefined) payload.id = id
     this.#actor.reply(renderEvent('error', payload))
   }
+}
+
+/**
+ * The series of an event stream (`?tickers=&resolutions=`; no tickers: every configured
+ * one; no resolutions: `1m`), checked before a connection slot is taken.
+ */
+export function eventStreamSeries (query: StreamQuery, tickers: readonly string[], known: ReadonlySet<string>): SeriesKey[] | SelectionError {
+  const asked = listParam(query('tickers'))
+  const resolutions = query('resolutions')
+  const series = selectSeries(asked.length === 0 ? tickers : asked, resolutions === undefined ? ['1m'] : listParam(resolutions), known)
+  if (!Array.isArray(series)) return series
+  if (series.length === 0) return { code: 'PULSE_ERR_BAD_RESOLUTION', message: ERRORS.PULSE_ERR_BAD_RESOLUTION.message }
+  if (series.length > MAX_SUBSCRIPTIONS) return { code: 'PULSE_ERR_TOO_MANY_SUBSCRIPTIONS', message: ERRORS.PULSE_ERR_TOO_MANY_SUBSCRIPTIONS.message }
+  return series
+}
+
+/** The resume point of an event stream: `Last-Event-ID`, or `?lastEventId=` where headers cannot be set. */
+export function eventStreamResumePoint (lastEventIdHeader: string | undefined, query: StreamQuery): number | undefined {
+  return parseEventId(lastEventIdHeader ?? query('lastEventId'))
+}
+
+/** Joins an event stream's channels, then queues the resume replay. */
+export async function startEventStream (hub: ChannelHub, pulse: GatewayContext, actor: ConnectionActor, series: readonly SeriesKey[], since: number | undefined): Promise<void> {
+  await Promise.all(series.map(async (key) => await hub.join(actor, key)))
+  if (since === undefined) return
+  for (const event of await replaySince(pulse.cache, series, since, pulse.now())) actor.offer(event)
 }
