@@ -17,7 +17,14 @@ try {
 
 const log = pino({ level: config.logLevel }).child({ role: config.role })
 if (faultsArmed().length > 0) log.warn({ points: faultsArmed() }, 'fault injection armed (PULSE_FAULTS): for tests only')
-const pulse = await startPulse(config, { logger: log })
+let pulse
+try {
+  pulse = await startPulse(config, { logger: log })
+} catch (err) {
+  // One line an operator can act on (a missing engine binary, an unreachable Redis), not a stack.
+  log.fatal({ err }, `Pulse could not start: ${(err as Error).message}`)
+  process.exit(1)
+}
 
 // SIGTERM or SIGINT: drain, finish the batch in hand, flush, close; past the budget the process exits anyway.
 closeWithGrace({ delay: pulse.drainMs + SHUTDOWN_BUDGET_MS }, async ({ signal, err }) => {
