@@ -1,6 +1,6 @@
 import { faultPoint } from '../../shared/fault-points.js'
 import type { Archive, Bus, HotState, IngestBatch } from '../../shared/ports/index.js'
-import { type Bucket, type BucketRef, bucketId, bucketRefsFor, groupByTicker, type ScoredItem } from '../../shared/timeseries/index.js'
+import { type Bucket, type BucketRef, bucketId, bucketRefsFor, groupByTicker, reloadedBucket, type ScoredItem } from '../../shared/timeseries/index.js'
 
 export interface FoldDeps {
   hot: HotState
@@ -59,7 +59,7 @@ async function foldTicker (deps: FoldDeps, batch: IngestBatch, ticker: string, i
     if (round >= MAX_LOAD_ROUNDS) throw new Error(`buckets of ${ticker} stayed unloaded after ${round} loads`)
     loaded += outcome.refs.length
     const found = await deps.archive.get(outcome.refs, now)
-    await deps.hot.seed(outcome.refs, found)
+    await deps.hot.seed(outcome.refs, found.map(reloadedBucket))
   }
 }
 

@@ -39,7 +39,8 @@ export interface HotState {
   fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome>
   /**
    * Installs buckets read from the archive for `refs` that are still missing; a ref with
-   * no bucket in `found` is marked as known-empty. Never overwrites a loaded bucket.
+   * no bucket in `found` is marked as known-empty. Never overwrites a loaded bucket. The
+   * caller passes them as `reloadedBucket` makes them, revs past the reload gap.
    */
   seed (refs: BucketRef[], found: Bucket[]): Promise<void>
   /** Loaded buckets of a series with `from <= start < to`, ascending. */

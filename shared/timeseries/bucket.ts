@@ -165,6 +165,22 @@ export function aggregateOf (item: ScoredItem): Aggregate {
  */
 export const MAX_SOURCES = 64
 
+/**
+ * How far a bucket's `rev` jumps when it is reloaded from the archive into a hot state that
+ * lost it (2^32). The archive holds the rev last written, but the hot state may have issued
+ * later revs before it lost them (a Redis that restarted empty between flushes), and clients
+ * and gateway caches hold those and ignore anything not newer. Continuing past the gap keeps
+ * every later rev above any the lost state could have reached: a hot state would need more
+ * than four billion unflushed changes of one bucket to catch up. Revs stay exact integers in
+ * JSON, Lua and DynamoDB for two million reloads of one bucket.
+ */
+export const RELOAD_REV_GAP = 2 ** 32
+
+/** A bucket read back from the archive, as a hot state installs it: its rev past {@link RELOAD_REV_GAP}. */
+export function reloadedBucket (archived: Bucket): Bucket {
+  return { ...archived, rev: archived.rev + RELOAD_REV_GAP }
+}
+
 function unionSorted (a: readonly string[], b: readonly string[]): string[] {
   if (b.length === 1 && a.includes(b[0] as string)) return a.slice()
   return [...new Set([...a, ...b])].sort().slice(0, MAX_SOURCES)
