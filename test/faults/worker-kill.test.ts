@@ -24,7 +24,13 @@ t.test('a worker SIGKILLed in the middle of 12,000 items: every bucket in Redis 
   const started = Date.now()
   for (let i = 0; i < batches.length; i++) {
     if (i === Math.floor(batches.length * 0.4)) {
-      const counts = await cluster.hot.dirtyCount()
+      // Kill while folded work waits for the write-behind: wait until the workers have folded some.
+      const deadline = Date.now() + 15_000
+      let counts = await cluster.hot.dirtyCount()
+      while (counts === 0 && Date.now() < deadline) {
+        await sleep(20)
+        counts = await cluster.hot.dirtyCount()
+      }
       await workerA.kill('SIGKILL')
       killedWhileBusy = counts > 0
       t.comment(`worker A SIGKILLed after ${i} of ${batches.length} batches (dirty buckets at that moment: ${counts})`)
