@@ -36,13 +36,34 @@ export async function startDynalite (options: DynaliteOptions = {}): Promise<Dyn
     })
   })
   const { port } = server.address() as AddressInfo
+  // Requests in progress, so a close can let them finish: dynalite closes its store once the
+  // server has closed, and a query still queued inside it would then throw out of a timer
+  // and take the process down.
+  let inFlight = 0
+  let idle: (() => void) | undefined
+  server.on('request', (_request, response) => {
+    inFlight++
+    response.once('close', () => {
+      if (--inFlight === 0) idle?.()
+    })
+  })
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    closing ??= new Promise<void>((resolve, reject) => {
-      server.close((err) => err === undefined || err === null ? resolve() : reject(err))
+    closing ??= (async () => {
+      const closed = new Promise<void>((resolve, reject) => {
+        server.close((err) => err === undefined || err === null ? resolve() : reject(err))
+      })
+      server.closeIdleConnections()
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          idle = resolve
+          setTimeout(resolve, 5000).unref()
+        })
+      }
       // Keep-alive sockets of clients would hold the close open until they idle out.
       server.closeAllConnections()
-    })
+      await closed
+    })()
     await closing
   }
   return { endpoint: `http://127.0.0.1:${port}`, port, close }
