@@ -49,7 +49,9 @@ export async function startEmbeddedPulse (options: { maxConnections: number, env
   // Embedded means embedded, whatever the operator's shell points at.
   if (options.env?.REDIS_URL === undefined) delete env.REDIS_URL
   if (options.env?.DYNAMODB_ENDPOINT === undefined) delete env.DYNAMODB_ENDPOINT
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  // LOADTEST_CPU_PROF=<dir>: the embedded Pulse writes a CPU profile there as it stops.
+  const profile = process.env.LOADTEST_CPU_PROF
+  const child = spawn(process.execPath, [...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]), '--import', 'tsx', MAIN], {
     env,
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -35,7 +35,8 @@ export const USAGE = `Usage: npm run loadtest -- [options]
   --profile P        seed | pulse (thresholds from scenarios.json; default seed)
   --rate N           ingest items per second (max 100000)
   --no-seed          do not post history before the run
-Environment: PULSE_URL, INGEST_API_KEY (needed for ingest and live update latency).`
+Environment: PULSE_URL, INGEST_API_KEY (needed for ingest and live update latency),
+  LOADTEST_CPU_PROF=DIR (with --embedded: Pulse writes a CPU profile to DIR as it stops).`
 
 const MAX_USERS = 20_000
 const MAX_DURATION_MS = 30 * 60_000

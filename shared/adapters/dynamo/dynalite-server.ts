@@ -1,6 +1,13 @@
 import { mkdir } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
-import dynalite from 'dynalite'
+import { Worker } from 'node:worker_threads'
+
+/*
+ * The embedded DynamoDB: dynalite on loopback, in a worker thread of its own. Its store is
+ * plain JavaScript (condition expressions parsed, items validated and encoded on every
+ * request), and a write-behind round of conditional puts kept the event loop busy for
+ * hundreds of milliseconds at a time; in its own thread that work uses the other core and
+ * never delays a live update, a snapshot or an ingest acknowledgement.
+ */
 
 export interface DynaliteOptions {
   /** Directory of its LevelDB store (`DATA_DIR/dynalite`); in memory when unset. */
@@ -16,53 +23,42 @@ export interface DynaliteServer {
   close: () => Promise<void>
 }
 
+/** The thread's code: plain JavaScript, so it loads the same from the sources and from dist/. */
+const THREAD = new URL('./dynalite-thread.mjs', import.meta.url)
+/** A thread that does not finish its close in this time is stopped. */
+const CLOSE_TIMEOUT_MS = 10_000
+
+type FromThread = { op: 'listening', port: number } | { op: 'failed', error: string } | { op: 'closed' }
+
 /**
- * Starts dynalite in-process on loopback only, with table state changes instant (no
- * CREATING/DELETING delays), so embedded mode needs no AWS and no separate process.
+ * Starts dynalite in a worker thread on loopback only, with table state changes instant
+ * (no CREATING/DELETING delays), so embedded mode needs no AWS and no separate process.
  */
 export async function startDynalite (options: DynaliteOptions = {}): Promise<DynaliteServer> {
   if (options.dir !== undefined) await mkdir(options.dir, { recursive: true })
-  const server = dynalite({
-    ...(options.dir === undefined ? {} : { path: options.dir }),
-    createTableMs: 0,
-    deleteTableMs: 0,
-    updateTableMs: 0
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve()
+  const thread = new Worker(THREAD, { workerData: { options } })
+  const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()))
+  const port = await new Promise<number>((resolve, reject) => {
+    thread.once('error', reject)
+    thread.once('exit', (code) => reject(new Error(`the dynalite thread exited (${code}) before it listened`)))
+    thread.once('message', (message: FromThread) => {
+      if (message.op === 'listening') resolve(message.port)
+      else reject(new Error(message.op === 'failed' ? message.error : 'the dynalite thread closed before it listened'))
     })
+  }).catch(async (err: unknown) => {
+    await thread.terminate()
+    throw err
   })
-  const { port } = server.address() as AddressInfo
-  // Requests in progress, so a close can let them finish: dynalite closes its store once the
-  // server has closed, and a query still queued inside it would then throw out of a timer
-  // and take the process down.
-  let inFlight = 0
-  let idle: (() => void) | undefined
-  server.on('request', (_request, response) => {
-    inFlight++
-    response.once('close', () => {
-      if (--inFlight === 0) idle?.()
-    })
-  })
+  // Past start-up a failure of the thread shows as refused requests: the archive reports
+  // itself degraded and the write-behind retries, as with any unreachable DynamoDB.
+  thread.on('error', () => {})
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      const closed = new Promise<void>((resolve, reject) => {
-        server.close((err) => err === undefined || err === null ? resolve() : reject(err))
-      })
-      server.closeIdleConnections()
-      if (inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          idle = resolve
-          setTimeout(resolve, 5000).unref()
-        })
-      }
-      // Keep-alive sockets of clients would hold the close open until they idle out.
-      server.closeAllConnections()
-      await closed
+      thread.postMessage('close')
+      const stopAfter = setTimeout(() => { thread.terminate().catch(() => {}) }, CLOSE_TIMEOUT_MS)
+      await exited
+      clearTimeout(stopAfter)
     })()
     await closing
   }
