@@ -55,6 +55,21 @@ t.test('ensureTable is idempotent and tolerates only dynalite missing TTL, only 
     'against what claims to be real DynamoDB the error surfaces')
 })
 
+t.test('the embedded dynalite: a taken port fails the start clearly; a close in the middle of writes leaves none hanging', async (t) => {
+  const first = await startDynalite()
+  t.teardown(first.close)
+  await t.rejects(startDynalite({ port: first.port }), /EADDRINUSE/, 'a second server on the same port')
+  const { client, doc } = createDynamoClients({ region: 'us-east-1', endpoint: first.endpoint })
+  t.teardown(() => client.destroy())
+  await ensureTable(client, 'close-sentiment-timeseries', { local: true })
+  const archive = new DynamoArchive({ client: doc, tableName: 'close-sentiment-timeseries' })
+  const writes = archive.put(Array.from({ length: 60 }, (_, i) => bucket(i)))
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  await first.close()
+  const outcome = await writes
+  t.equal(outcome.written.length + outcome.failed.length, 60, 'every put answered, written or failed, none left hanging')
+})
+
 t.test('put, get and range return exactly what was written', async (t) => {
   const { archive, clients } = await setup(t)
   const buckets = [0, 1, 2, 3, 4].map((i) => bucket(i))
