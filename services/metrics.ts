@@ -75,7 +75,8 @@ export class PulseMetrics {
   readonly foldedItems = new Counter({ name: 'pulse_folded_items_total', help: 'Items folded by this worker (duplicates included)', registers: [this.registry] })
   readonly latency = new Histogram({ name: 'pulse_event_latency_seconds', help: 'End-to-end latency: item accepted by a gateway to its bucket event written to a client socket', labelNames: ['transport'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] })
   readonly eventsSent = new Counter({ name: 'pulse_events_sent_total', help: 'Events written to client sockets (bucket events and heartbeats)', labelNames: ['transport'] as const, registers: [this.registry] })
-  readonly eventsCoalesced = new Counter({ name: 'pulse_events_coalesced_total', help: 'Bucket states replaced in a mailbox by a newer state before being written', labelNames: ['transport'] as const, registers: [this.registry] })
+  readonly eventsCoalesced = new Counter({ name: 'pulse_events_coalesced_total', help: 'Bucket states a connection held back under backpressure and replaced by a newer state before writing', labelNames: ['transport'] as const, registers: [this.registry] })
+  readonly channelCoalesced = new Counter({ name: 'pulse_channel_events_coalesced_total', help: 'Bucket states replaced by a newer state while waiting for their trailing send (the per-bucket rule; once per series, not per client)', registers: [this.registry] })
   readonly busMessagesDropped = new Counter({ name: 'pulse_bus_messages_dropped_total', help: 'Bus messages a gateway dropped because they failed validation (never sent to clients)', registers: [this.registry] })
   readonly redisReconnects = new Counter({ name: 'pulse_redis_reconnects_total', help: 'ioredis reconnection attempts, by connection', labelNames: ['connection'] as const, registers: [this.registry] })
   readonly cacheMisses: Counter<'tier'>
@@ -193,6 +194,8 @@ export class PulseMetrics {
   connectionObserver (transport: Transport): ConnectionObserver {
     const sent = this.eventsSent.labels({ transport })
     const coalesced = this.eventsCoalesced.labels({ transport })
+    // Shown at 0 from the first connection on, rather than missing until a slow client appears.
+    coalesced.inc(0)
     const latency = this.latency.labels({ transport })
     return {
       sent (events, acceptedAt, now) {

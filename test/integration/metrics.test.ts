@@ -19,6 +19,7 @@ const LISTED = [
   'pulse_event_latency_seconds',
   'pulse_events_sent_total',
   'pulse_events_coalesced_total',
+  'pulse_channel_events_coalesced_total',
   'pulse_connections',
   'pulse_subscriptions',
   'pulse_cache_hits_total',
@@ -84,7 +85,8 @@ function checkRun (t: Test, text: string, samples: Sample[]): void {
   }
   t.equal(v('pulse_subscriptions', { transport: 'ws' }), 2, 'ws subscriptions')
   t.equal(v('pulse_subscriptions', { transport: 'sse' }), 1, 'sse subscriptions')
-  t.ok(v('pulse_events_coalesced_total') >= 0, 'coalesced counter')
+  t.ok(v('pulse_events_coalesced_total', { transport: 'ws' }) >= 0, 'coalesced counter (backpressure)')
+  t.ok(v('pulse_channel_events_coalesced_total') >= 0, 'coalesced counter (per-bucket rule)')
   t.ok(v('pulse_cache_hits_total', { tier: 'l1' }) >= 1, 'l1 hits')
   t.ok(v('pulse_cache_misses_total', { tier: 'l1' }) >= 1, 'l1 misses')
   t.ok(v('pulse_cache_loads_total') >= 1, 'series loads')
@@ -109,7 +111,7 @@ t.test('embedded: /metrics exposes every listed metric with sane values after a 
   t.match(text, /pulse_info\{role="all",mode="embedded"\} 1/)
 })
 
-t.test('a burst to one bucket is coalesced for a slow-debounce client', async (t) => {
+t.test('a burst to one bucket is coalesced once in its channel under a slow debounce', async (t) => {
   const p = await startTestPulse(t, { DEBOUNCE_MS: '1000' })
   const ws = await WsTestClient.open(p.url)
   t.teardown(() => ws.close())
@@ -121,7 +123,7 @@ t.test('a burst to one bucket is coalesced for a slow-debounce client', async (t
   }
   await eventually(async () => {
     const s = await scrape(p.url)
-    return (metricValue(s.samples, 'pulse_events_coalesced_total', { transport: 'ws' }) ?? 0) > 0 ? true : undefined
+    return (metricValue(s.samples, 'pulse_channel_events_coalesced_total') ?? 0) > 0 ? true : undefined
   }, 10_000, 'coalesced events')
 })
 

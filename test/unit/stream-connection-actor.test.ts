@@ -54,72 +54,38 @@ async function until (check: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-t.test('an update goes out at once when its bucket was not sent within the debounce', async (t) => {
+t.test('states handed over are written at once, several in one write', async (t) => {
   const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
-  actor.offer(event(START, 1))
+  actor.offer([event(START, 1)])
   t.equal(sink.writes.length, 1, 'written during offer, not on a timer')
   t.match(sink.writes[0]?.[0]?.ws, /"rev":1/)
-})
-
-t.test('different buckets never wait for each other', async (t) => {
-  const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
-  t.teardown(() => actor.close('restart'))
-  actor.offer(event(START, 1))
-  actor.offer(new StreamEvent({ ...bucket(START, 1), resolution: '5m' }, 'change', Date.now()))
-  actor.offer(event(START - 60_000, 3))
-  t.equal(sink.writes.length, 3, 'three buckets, three immediate writes')
-  actor.offer(event(START, 2))
-  t.equal(sink.writes.length, 3, 'the same bucket again within the debounce waits')
-  actor.offer(event(START - 120_000, 8))
-  t.equal(sink.writes.length, 4, 'a fourth bucket does not wait behind the waiting one')
-  t.equal(actor.pending, 1)
-})
-
-t.test('a burst to one bucket: the first state at once, one trailing send with the newest state', async (t) => {
-  const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 50, stallLimitMs: 1000, now: Date.now })
-  t.teardown(() => actor.close('restart'))
-  for (let rev = 1; rev <= 1000; rev++) actor.offer(event(START, rev))
-  t.equal(sink.writes.length, 1)
-  t.match(sink.writes[0]?.[0]?.ws, /"rev":1,/)
-  t.equal(actor.pending, 1, 'one waiting state, however many updates')
-  await until(() => sink.writes.length === 2)
-  t.equal(sink.writes[1]?.length, 1)
-  t.match(sink.writes[1]?.[0]?.ws, /"rev":1000/, 'the trailing send carries the newest state')
-  await sleep(120)
-  t.equal(sink.writes.length, 2, 'nothing more to send')
-  actor.offer(event(START, 1001))
-  t.equal(sink.writes.length, 3, 'a debounce after the trailing send, the bucket goes out at once again')
-})
-
-t.test('states waiting for the same moment share a write; the heartbeat goes at once', async (t) => {
-  const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 60, stallLimitMs: 1000, now: Date.now })
-  t.teardown(() => actor.close('restart'))
-  // Both buckets sent at the same instant, so their trailing sends fall due together.
-  const sentAt = Date.now()
-  actor.offer(event(START, 1), sentAt)
-  actor.offer(event(START - 60_000, 1), sentAt)
+  actor.offer([event(START - 60_000, 1), event(START, 2)])
   t.equal(sink.writes.length, 2)
-  actor.offer(event(START, 2), sentAt)
-  actor.offer(event(START - 60_000, 2), sentAt)
+  t.equal(sink.writes[1]?.length, 2, 'ready together, one write')
   actor.heartbeat(renderHeartbeat(Date.now(), 1))
   t.equal(sink.writes.length, 3, 'the heartbeat is not held back')
-  await until(() => sink.writes.length === 4)
-  t.equal(sink.writes[3]?.length, 2, 'both trailing states in one write')
+})
+
+t.test('a long list (a resume replay) goes out in bounded writes', async (t) => {
+  const sink = fakeSink()
+  const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 60_000, highWaterBytes: 1024, now: Date.now })
+  t.teardown(() => actor.close('restart'))
+  actor.offer(Array.from({ length: 200 }, (_, i) => event(START - i * 60_000, 1)))
+  t.ok(sink.writes.length === 1 && (sink.writes[0]?.length ?? 0) < 200, 'the first write is bounded')
+  await until(() => sink.writes.flat().length === 200)
+  t.ok(sink.writes.length > 2, 'the rest followed in more writes')
 })
 
 t.test('an unwritable socket lets states coalesce, then a stalled client is disconnected', async (t) => {
   const sink = fakeSink()
   let closed = 0
-  const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 150, now: Date.now, onClose: () => { closed++ } })
+  const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 150, now: Date.now, onClose: () => { closed++ } })
   sink.buffered = 1024 * 1024
   for (let rev = 1; rev <= 500; rev++) {
-    actor.offer(event(START, rev))
-    actor.offer(event(START - 60_000, rev))
+    actor.offer([event(START, rev)])
+    actor.offer([event(START - 60_000, rev)])
   }
   t.equal(actor.pending, 2, 'one pending state per bucket')
   await until(() => sink.closedWith !== undefined)
@@ -131,14 +97,14 @@ t.test('an unwritable socket lets states coalesce, then a stalled client is disc
 
 t.test('writing resumes once the socket drains, with the newest states in one write', async (t) => {
   const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 10_000, now: Date.now })
+  const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 10_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
-  actor.offer(event(START, 1))
-  actor.offer(event(START - 60_000, 1))
+  actor.offer([event(START, 1)])
+  actor.offer([event(START - 60_000, 1)])
   await sleep(40)
   t.equal(sink.writes.length, 0)
-  actor.offer(event(START, 2))
+  actor.offer([event(START, 2)])
   sink.buffered = 0
   await until(() => sink.writes.length === 1)
   t.equal(sink.writes[0]?.length, 2, 'held back together, sent together')
@@ -155,13 +121,13 @@ t.test('a client that keeps reading is not cut as stalled, though every write fi
   }
   // A clock the test moves, so a slow machine cannot make the rounds look like a stall.
   let clock = Date.now()
-  const actor = new ConnectionActor(sink, { debounceMs: 10, stallLimitMs: 100, now: () => clock })
+  const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 100, now: () => clock })
   t.teardown(() => actor.close('restart'))
   // Each round the client has read everything, then two buckets change.
   for (let i = 0; i < 40; i++) {
     sink.buffered = 0
-    actor.offer(event(START - 2 * i * 60_000, 1))
-    actor.offer(event(START - (2 * i + 1) * 60_000, 1))
+    actor.offer([event(START - 2 * i * 60_000, 1)])
+    actor.offer([event(START - (2 * i + 1) * 60_000, 1)])
     clock += 10
     await sleep(15)
   }
@@ -174,12 +140,12 @@ t.test('a client that keeps reading is not cut as stalled, though every write fi
 
 t.test('a drain sends held-back states at once, and is ignored when nothing was held back', async (t) => {
   const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 200, stallLimitMs: 10_000, now: Date.now })
+  const actor = new ConnectionActor(sink, { recheckMs: 200, stallLimitMs: 10_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   actor.drained()
   t.equal(sink.writes.length, 0, 'nothing held back, nothing written')
   sink.buffered = 1024 * 1024
-  actor.offer(event(START, 1))
+  actor.offer([event(START, 1)])
   actor.drained()
   t.equal(sink.writes.length, 0, 'still above the high-water mark')
   sink.buffered = 0
@@ -189,11 +155,11 @@ t.test('a drain sends held-back states at once, and is ignored when nothing was 
 
 t.test('newest state wins whatever the arrival order; past and current buckets are two entries', async (t) => {
   const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
-  for (const rev of [5, 9, 3]) actor.offer(event(START, rev))
-  actor.offer(event(START - 120_000, 2))
+  for (const rev of [5, 9, 3]) actor.offer([event(START, rev)])
+  actor.offer([event(START - 120_000, 2)])
   t.equal(actor.pending, 2)
   sink.buffered = 0
   actor.close('restart')
@@ -203,12 +169,13 @@ t.test('newest state wins whatever the arrival order; past and current buckets a
   t.same(sent.map((e) => e.type).sort(), ['bucket_update', 'partial_bucket'])
 })
 
-t.test('leaving a series forgets its waiting states', async (t) => {
+t.test('leaving a series forgets its held-back states', async (t) => {
   const sink = fakeSink()
-  const actor = new ConnectionActor(sink, { debounceMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
-  actor.offer(event(START, 1))
-  actor.offer(event(START, 2))
+  sink.buffered = 1024 * 1024
+  actor.offer([event(START, 1)])
+  actor.offer([event(START, 2)])
   t.equal(actor.pending, 1)
   actor.forget(new Set(['AAPL#1m']))
   t.equal(actor.pending, 0)

@@ -4,7 +4,7 @@ import { type Resolution, type SeriesKey, parseSeriesKey } from '../../../shared
 import type { ConnectionObserver, Transport } from '../../metrics.js'
 import type { SecretSet } from '../plugins/auth.js'
 import type { SeriesCache } from '../series-cache.js'
-import { ConnectionActor, FlushScheduler, type Sink } from './connection.js'
+import { ConnectionActor, type Due, FlushScheduler, type Sink } from './connection.js'
 import { renderHeartbeat, RETRY_AFTER_SECONDS, StreamEvent } from './protocol.js'
 
 /*
@@ -70,33 +70,126 @@ export interface Refusal {
   headers: Record<string, string>
 }
 
+/** Buckets sent longer than a debounce ago are forgotten once a channel remembers this many. */
+const PRUNE_AT = 32
+/** How often a connection with states held back by backpressure checks its socket. */
+const RECHECK_MS = 50
+
+interface ChannelOptions {
+  debounceMs: number
+  now: () => number
+  scheduler: FlushScheduler
+  /** A waiting state of a bucket was replaced by a newer one (metrics). */
+  onCoalesced?: (() => void) | undefined
+}
+
 /**
  * The actor of one `ticker#resolution` in this gateway: watches the series in the L1 cache
  * (one bus subscription per series per gateway, kept by the cache, which applies each
  * event before the channel sees it) and fans each event out to its watchers. The event is
  * encoded once, on first use, and every watcher writes the same bytes.
+ *
+ * The per-bucket rule is decided here, once for all watchers: an update goes out at once
+ * unless the same bucket went out less than `debounceMs` ago; then it waits, a newer state
+ * of the bucket replacing it, and the trailing send at `sentAt + debounceMs` carries the
+ * newest state. Updates of different buckets never wait for each other; trailing sends
+ * that fall due together go to each watcher in one write. Backpressure is each
+ * connection's own business (see `ConnectionActor`).
  */
-class Channel {
+class Channel implements Due {
   readonly watchers = new Set<ConnectionActor>()
   ready: Promise<void>
+  readonly #options: ChannelOptions
+  /** When each bucket last went out, for buckets sent within the last debounce window. */
+  readonly #sentAt = new Map<string, number>()
+  /** The newest state of each bucket waiting for its trailing send. */
+  readonly #waiting = new Map<string, StreamEvent>()
+  #pruneAt = PRUNE_AT
+  #dueAt = Infinity
   #unwatch: (() => void) | undefined
   #closed = false
 
-  constructor (cache: SeriesCache, ticker: string, resolution: Resolution, now: () => number) {
+  constructor (cache: SeriesCache, ticker: string, resolution: Resolution, options: ChannelOptions) {
+    this.#options = options
     this.ready = cache.watch(ticker, resolution, (event: BucketEvent) => {
-      const at = now()
-      const shared = StreamEvent.fromBus(event, at)
-      for (const watcher of this.watchers) watcher.offer(shared, at)
+      const at = options.now()
+      this.offer(StreamEvent.fromBus(event, at), at)
     }).then((unwatch) => {
       if (this.#closed) unwatch()
       else this.#unwatch = unwatch
     })
   }
 
+  /** States of buckets waiting for their trailing send. */
+  get waiting (): number {
+    return this.#waiting.size
+  }
+
+  /** A new state of one of the series' buckets: to every watcher now, or at its trailing send. */
+  offer (event: StreamEvent, now: number): void {
+    if (this.#closed) return
+    const waiting = this.#waiting.get(event.key)
+    if (waiting !== undefined) {
+      if (event.supersedes(waiting)) this.#waiting.set(event.key, event)
+      this.#options.onCoalesced?.()
+      return
+    }
+    const sentAt = this.#sentAt.get(event.key)
+    if (sentAt !== undefined && now - sentAt < this.#options.debounceMs) {
+      this.#waiting.set(event.key, event)
+      this.#wakeAt(sentAt + this.#options.debounceMs)
+      return
+    }
+    this.#remember(event.key, now)
+    const due = [event]
+    for (const watcher of this.watchers) watcher.offer(due, now)
+  }
+
+  /** Wake-up from the scheduler: the trailing sends that are due, to every watcher in one write. */
+  runDue (now: number): void {
+    // A wake-up that was moved earlier comes twice; the later one finds nothing to do.
+    if (this.#closed || now < this.#dueAt - 1) return
+    this.#dueAt = Infinity
+    const due: StreamEvent[] = []
+    let next = Infinity
+    for (const [key, event] of this.#waiting) {
+      const at = (this.#sentAt.get(key) ?? -Infinity) + this.#options.debounceMs
+      if (at > now) {
+        next = Math.min(next, at)
+        continue
+      }
+      this.#waiting.delete(key)
+      this.#sentAt.set(key, now)
+      due.push(event)
+    }
+    // Event ids rise within a write.
+    if (due.length > 1) due.sort((a, b) => a.time - b.time)
+    if (due.length > 0) for (const watcher of this.watchers) watcher.offer(due, now)
+    if (next !== Infinity) this.#wakeAt(next)
+  }
+
   close (): void {
     this.#closed = true
+    this.#waiting.clear()
+    this.#sentAt.clear()
     this.#unwatch?.()
     this.#unwatch = undefined
+  }
+
+  #remember (key: string, now: number): void {
+    if (this.#sentAt.size >= this.#pruneAt) {
+      // Buckets sent longer than a debounce ago with nothing waiting need no memory.
+      const expired = now - this.#options.debounceMs
+      for (const [k, sentAt] of this.#sentAt) if (sentAt <= expired && !this.#waiting.has(k)) this.#sentAt.delete(k)
+      this.#pruneAt = Math.max(PRUNE_AT, this.#sentAt.size * 2)
+    }
+    this.#sentAt.set(key, now)
+  }
+
+  #wakeAt (at: number): void {
+    if (at >= this.#dueAt) return
+    this.#dueAt = at
+    this.#options.scheduler.schedule(this, at)
   }
 }
 
@@ -104,9 +197,9 @@ class Channel {
 export interface HubStats {
   connections: number
   channels: number
-  /** Pending bucket states over all connections. */
+  /** Bucket states waiting: for their trailing send in channels, or held back by backpressure in connections. */
   pending: number
-  /** Largest number of pending states of one connection. */
+  /** Largest number of states one connection holds back. */
   maxPending: number
   /** Bytes buffered in user space over all connections. */
   buffered: number
@@ -119,7 +212,7 @@ export interface ChannelHubOptions {
   now: () => number
   maxConnections: number
   heartbeatMs: number
-  /** Least time between two sends of the same bucket to one client (`DEBOUNCE_MS`). */
+  /** Least time between two sends of the same bucket (`DEBOUNCE_MS`). */
   debounceMs: number
   /**
    * Most bytes all connections together may hold in user-space buffers
@@ -130,6 +223,8 @@ export interface ChannelHubOptions {
   keepAliveMs?: number
   /** Metrics of each transport's connections. */
   observer?: (transport: Transport) => ConnectionObserver | undefined
+  /** A channel replaced a state waiting for its trailing send by a newer one (metrics). */
+  onCoalesced?: () => void
   onError?: (err: unknown, series: SeriesKey) => void
 }
 
@@ -204,7 +299,7 @@ export class ChannelHub {
   open (sink: Sink, transport: Transport, onClose: (actor: ConnectionActor) => void): ConnectionActor {
     if (!this.#observers.has(transport)) this.#observers.set(transport, this.#options.observer?.(transport))
     const actor = new ConnectionActor(sink, {
-      debounceMs: this.#options.debounceMs,
+      recheckMs: RECHECK_MS,
       stallLimitMs: stallLimitMs(this.#options.heartbeatMs),
       now: this.#options.now,
       scheduler: this.#scheduler,
@@ -227,7 +322,12 @@ export class ChannelHub {
     if (channel === undefined) {
       const parsed = parseSeriesKey(series)
       if (parsed === undefined) throw new Error(`not a series: ${series}`)
-      channel = new Channel(this.#options.cache, parsed.ticker, parsed.resolution, this.#options.now)
+      channel = new Channel(this.#options.cache, parsed.ticker, parsed.resolution, {
+        debounceMs: this.#options.debounceMs,
+        now: this.#options.now,
+        scheduler: this.#scheduler,
+        onCoalesced: this.#options.onCoalesced
+      })
       this.#channels.set(series, channel)
       channel.ready.catch((err: unknown) => this.#options.onError?.(err, series))
     }
@@ -264,6 +364,7 @@ export class ChannelHub {
   stats (): HubStats {
     let pending = 0
     let maxPending = 0
+    for (const channel of this.#channels.values()) pending += channel.waiting
     let buffered = 0
     const transports: HubStats['transports'] = {}
     for (const connection of this.#connections) {

@@ -7,14 +7,14 @@ import type { ConnectionObserver, Transport } from '../../metrics.js'
 import { CLOSE_GRACE_MS, CLOSE_TEXT, CloseCode, type CloseReason, type Rendered, SSE_KEEP_ALIVE, SSE_RESTART, type StreamEvent } from './protocol.js'
 
 /*
- * One client connection, whatever the engine and transport: the actor that decides what
- * to send and when (per-bucket coalescing, backpressure, slow clients), the sink it writes
- * through, the gateway-wide scheduler of delayed sends, and the per-connection flood guard.
+ * One client connection, whatever the engine and transport: the actor that writes what its
+ * channels hand it or holds it back (backpressure, slow clients), the sink it writes
+ * through, the gateway-wide scheduler of delayed work, and the per-connection flood guard.
  */
 
 /**
  * The socket side of a connection, one per transport and engine (ws, SSE, uWebSockets.js).
- * The connection actor decides what to send and when; a sink only writes bytes it is given,
+ * The connection actor decides when to write; a sink only writes bytes it is given,
  * which are shared by every client of the event.
  */
 export interface Sink {
@@ -34,17 +34,23 @@ export interface Sink {
 
 // ---- Scheduler
 
-/** Due times are rounded up to this, so connections due at nearly the same moment share one wake-up. */
+/** Due times are rounded up to this, so wake-ups due at nearly the same moment share one timer run. */
 const SCHEDULER_GRANULARITY_MS = 2
 
+/** Something the scheduler wakes: a channel with trailing sends, a backpressured connection. */
+export interface Due {
+  runDue: (now: number) => void
+}
+
 /**
- * The gateway-wide timer of delayed sends: one timer for every connection instead of one
- * per connection. Connections that watch the same series get the same events at the same
- * moment and become due together, so a wake-up serves all of them.
+ * The gateway-wide timer of delayed work: one timer for every channel and connection
+ * instead of one each. Wake-ups due at nearly the same moment share one run, so the
+ * trailing sends of channels that became due together leave in the same tick (and, corked,
+ * in one write per socket).
  */
 export class FlushScheduler {
   readonly #now: () => number
-  readonly #due = new Map<number, ConnectionActor[]>()
+  readonly #due = new Map<number, Due[]>()
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
 
@@ -52,12 +58,12 @@ export class FlushScheduler {
     this.#now = now
   }
 
-  /** Calls `actor.runDue()` at `at` or soon after. */
-  schedule (actor: ConnectionActor, at: number): void {
+  /** Calls `target.runDue()` at `at` or soon after. */
+  schedule (target: Due, at: number): void {
     const slot = Math.ceil(at / SCHEDULER_GRANULARITY_MS) * SCHEDULER_GRANULARITY_MS
     const list = this.#due.get(slot)
-    if (list === undefined) this.#due.set(slot, [actor])
-    else list.push(actor)
+    if (list === undefined) this.#due.set(slot, [target])
+    else list.push(target)
     if (slot < this.#timerAt) this.#arm(slot)
   }
 
@@ -84,9 +90,9 @@ export class FlushScheduler {
     for (const slot of this.#due.keys()) if (slot <= now) ready.push(slot)
     ready.sort((a, b) => a - b)
     for (const slot of ready) {
-      const actors = this.#due.get(slot) ?? []
+      const targets = this.#due.get(slot) ?? []
       this.#due.delete(slot)
-      for (const actor of actors) actor.runDue(now)
+      for (const target of targets) target.runDue(now)
     }
     let next = Infinity
     for (const slot of this.#due.keys()) next = Math.min(next, slot)
@@ -97,8 +103,8 @@ export class FlushScheduler {
 // ---- Connection actor
 
 export interface ConnectionOptions {
-  /** Least time between two sends of the same bucket to this client. */
-  debounceMs: number
+  /** How often a connection with states held back checks whether its socket drained. */
+  recheckMs: number
   /** A client whose buffer stays above `highWaterBytes` this long is disconnected. */
   stallLimitMs: number
   /** Above this many buffered bytes the actor stops writing and lets updates coalesce. */
@@ -120,8 +126,6 @@ export interface ConnectionOptions {
 
 const DEFAULT_HIGH_WATER = 64 * 1024
 const DEFAULT_HARD_LIMIT = 4 * 1024 * 1024
-/** Recently sent buckets are forgotten once this many are remembered and expired. */
-const PRUNE_AT = 32
 const NO_ACCEPTED_AT: readonly number[] = []
 /**
  * The `acceptedAt` list of a one-event write, reused: observers read it synchronously and
@@ -129,25 +133,18 @@ const NO_ACCEPTED_AT: readonly number[] = []
  */
 const ONE_ACCEPTED_AT: number[] = [0]
 
-/** What the actor remembers of one bucket: when it was last sent, and the state waiting to go. */
-interface BucketSlot {
-  sentAt: number
-  pending: StreamEvent | undefined
-}
-
 /**
- * One client connection: owns its sink (the socket) and the state of the buckets it was
- * sent, and is the only writer of both.
+ * One client connection: owns its sink (the socket) and the states held back for it, and
+ * is the only writer of both.
  *
- * The sending rule, per bucket: an update goes out at once unless the same bucket was sent
- * to this client less than `debounceMs` ago, or the socket is backpressured. Then it
- * waits, replacing any state of that bucket already waiting, and the trailing send at
- * `sentAt + debounceMs` (or when the socket drains) carries the newest state. Updates of
- * different buckets never wait for each other; several go out in one write only when they
- * became ready at the same moment or were held back by backpressure. A client that stays
- * unwritable past the stall limit is disconnected with a reconnect code.
+ * The per-bucket rule is the channel's (one decision per series, not per client): what a
+ * channel hands over is due now. The connection writes it at once unless its socket is
+ * more than `highWaterBytes` behind; then the states wait, one per bucket (a newer state of
+ * a waiting bucket replaces it), and go out together in one write as soon as the socket
+ * drains. A client that stays unwritable past the stall limit is disconnected with a
+ * reconnect code. Replies (snapshots, errors, pongs) are never held back.
  */
-export class ConnectionActor {
+export class ConnectionActor implements Due {
   /** Series this client watches; the channel hub keeps it in step with its channels. */
   readonly subscriptions = new Set<SeriesKey>()
   readonly #sink: Sink
@@ -155,12 +152,8 @@ export class ConnectionActor {
   readonly #scheduler: FlushScheduler
   readonly #highWater: number
   readonly #hardLimit: number
-  /** Buckets sent within the last debounce window or waiting to be sent; created on first use. */
-  #slots: Map<string, BucketSlot> | undefined
-  #pruneAt = PRUNE_AT
-  /** Slots of forgotten buckets, reused so that a new bucket per message allocates nothing. */
-  #spare: BucketSlot[] | undefined
-  #pending = 0
+  /** States held back by backpressure, one per bucket; created on first use. */
+  #held: Map<string, StreamEvent> | undefined
   #heartbeat: Rendered | undefined
   #dueAt = Infinity
   #stalledSince: number | undefined
@@ -185,59 +178,41 @@ export class ConnectionActor {
     return this.#closed
   }
 
-  /** Bucket states waiting to be sent (at most one per bucket). */
+  /** Bucket states held back by backpressure (at most one per bucket). */
   get pending (): number {
-    return this.#pending
+    return this.#held?.size ?? 0
   }
 
   get bufferedAmount (): number {
     return this.#closed ? 0 : this.#sink.bufferedAmount()
   }
 
-  /** A bucket state for this client: sent now, or held under the per-bucket rule. */
-  offer (event: StreamEvent, now = this.#options.now()): void {
-    if (this.#closed) return
-    const slot = this.#slots?.get(event.key)
-    if (slot?.pending !== undefined) {
-      // Already waiting: the trailing send is scheduled and will carry the newest state.
-      if (event.supersedes(slot.pending)) slot.pending = event
-      this.#options.observer?.coalesced()
-      return
+  /**
+   * Bucket states due for this client, ready together (one write, or one message for a
+   * batching client): written now, or held back while the socket is behind.
+   */
+  offer (events: readonly StreamEvent[], now = this.#options.now()): void {
+    if (this.#closed || events.length === 0) return
+    let fresh = events
+    if (this.#held !== undefined && this.#held.size > 0) {
+      // A bucket already waiting keeps its place and takes the newer state.
+      fresh = events.filter((event) => !this.#replaceHeld(event))
+      if (fresh.length === 0) return
     }
-    const buffered = this.#sink.bufferedAmount()
-    if (buffered > this.#highWater) {
-      this.#hold(event, slot, now)
+    if (this.#sink.bufferedAmount() > this.#highWater) {
+      for (const event of fresh) this.#hold(event)
       this.#stalledSince ??= now
-      this.#wakeAt(now + this.#options.debounceMs)
+      this.#wakeAt(now + this.#options.recheckMs)
       return
     }
     if (this.#stalledSince !== undefined) {
-      // The socket drained since states were held back: those go first, and a client that
-      // keeps reading is not taken for a stalled one.
+      // The socket drained since states were held back: they go in the same write, and a
+      // client that keeps reading is not taken for a stalled one.
+      for (const event of fresh) this.#hold(event)
       this.#run(now)
-      this.offer(event, now)
       return
     }
-    if (slot !== undefined && now - slot.sentAt < this.#options.debounceMs) {
-      this.#hold(event, slot, now)
-      this.#wakeAt(slot.sentAt + this.#options.debounceMs)
-      return
-    }
-    const rendered = event.render(now)
-    this.#sink.writeOne(rendered)
-    this.sent++
-    if (slot === undefined) this.#remember(event.key, now)
-    else slot.sentAt = now
-    const observer = this.#options.observer
-    if (observer !== undefined) {
-      if (event.acceptedAt === undefined) {
-        observer.sent(1, NO_ACCEPTED_AT, now)
-      } else {
-        ONE_ACCEPTED_AT[0] = event.acceptedAt
-        observer.sent(1, ONE_ACCEPTED_AT, now)
-      }
-    }
-    this.#account()
+    this.#write(fresh, now)
   }
 
   /** The gateway heartbeat: written now, or kept (only the newest) while backpressured. */
@@ -245,7 +220,7 @@ export class ConnectionActor {
     if (this.#closed) return
     if (this.#sink.bufferedAmount() > this.#highWater) {
       this.#heartbeat = rendered
-      this.#wakeAt(this.#options.now() + this.#options.debounceMs)
+      this.#wakeAt(this.#options.now() + this.#options.recheckMs)
       return
     }
     this.#sink.writeOne(rendered)
@@ -253,7 +228,7 @@ export class ConnectionActor {
     this.#options.observer?.sent(1, NO_ACCEPTED_AT, this.#options.now())
   }
 
-  /** Sends a direct reply (pong, snapshot, error) now, ahead of pending updates. */
+  /** Sends a direct reply (pong, snapshot, error) now, ahead of held-back updates. */
   reply (rendered: Rendered): void {
     if (this.#closed) return
     if (this.#sink.bufferedAmount() > this.#hardLimit) {
@@ -270,7 +245,7 @@ export class ConnectionActor {
 
   /**
    * The transport reports its buffer drained (uWS `drain`). States held back by
-   * backpressure go out now rather than at the next wake-up.
+   * backpressure go out now rather than at the next check.
    */
   drained (): void {
     if (this.#closed || this.#stalledSince === undefined || this.#sink.bufferedAmount() > this.#highWater) return
@@ -283,21 +258,17 @@ export class ConnectionActor {
     if (!this.#closed) this.#sink.watching?.(series, true)
   }
 
-  /** Forgets waiting states of series the client left. */
+  /** Forgets held-back states of series the client left. */
   forget (series: ReadonlySet<SeriesKey>): void {
     if (!this.#closed && this.#sink.watching !== undefined) for (const key of series) this.#sink.watching(key, false)
-    if (this.#slots === undefined) return
-    for (const [key, slot] of this.#slots) {
-      if (slot.pending === undefined || !series.has(slot.pending.series)) continue
-      this.#slots.delete(key)
-      this.#pending--
-    }
+    if (this.#held === undefined) return
+    for (const [key, event] of this.#held) if (series.has(event.series)) this.#held.delete(key)
   }
 
   /** Ends the connection from the gateway's side. */
   close (reason: CloseReason): void {
     if (this.#closed) return
-    if (reason === 'restart' && this.#sink.bufferedAmount() <= this.#highWater) this.#sendReady(this.#options.now(), true)
+    if (reason === 'restart' && this.#sink.bufferedAmount() <= this.#highWater) this.#sendHeld(this.#options.now(), true)
     this.#sink.close(reason)
     this.onSocketClosed()
   }
@@ -306,13 +277,12 @@ export class ConnectionActor {
   onSocketClosed (): void {
     if (this.#closed) return
     this.#closed = true
-    this.#slots = undefined
-    this.#pending = 0
+    this.#held = undefined
     this.#heartbeat = undefined
     this.#options.onClose?.(this)
   }
 
-  /** Wake-up from the scheduler: send what is due, check a stalled socket. */
+  /** Wake-up from the scheduler: send what was held back if the socket drained, check a stalled one. */
   runDue (now: number): void {
     // A wake-up that was moved earlier comes twice; the later one finds nothing to do.
     if (this.#closed || now < this.#dueAt - 1) return
@@ -329,45 +299,30 @@ export class ConnectionActor {
       }
       this.#account()
       // Checked again until it drains or is cut, whether or not anything is waiting.
-      this.#wakeAt(now + this.#options.debounceMs)
+      this.#wakeAt(now + this.#options.recheckMs)
       return
     }
     this.#stalledSince = undefined
-    this.#sendReady(now, false)
+    this.#sendHeld(now, false)
     this.#account()
   }
 
-  /** Sends every waiting state whose bucket may go now (all of them when `final`), and the heartbeat. */
-  #sendReady (now: number, final: boolean): void {
-    const ready: StreamEvent[] = []
-    let nextDue = Infinity
-    if (this.#slots !== undefined) {
-      for (const [key, slot] of this.#slots) {
-        const due = slot.sentAt + this.#options.debounceMs
-        if (slot.pending === undefined) {
-          if (due <= now) this.#slots.delete(key)
-        } else if (due <= now || final) {
-          ready.push(slot.pending)
-        } else {
-          nextDue = Math.min(nextDue, due)
-        }
-      }
-    }
+  /** Sends the held-back states (all of them when `final`, else a bounded write) and the heartbeat. */
+  #sendHeld (now: number, final: boolean): void {
+    const ready = this.#held === undefined ? [] : [...this.#held.values()]
     // Event ids rise within a write.
     ready.sort((a, b) => a.time - b.time)
     const frames: Rendered[] = []
     const acceptedAt: number[] = []
     let bytes = 0
+    let more = false
     for (const event of ready) {
-      // Bound one write; the rest stay waiting and keep coalescing.
+      // Bound one write; the rest keep waiting and keep coalescing.
       if (bytes > this.#highWater * 4 && !final) {
-        nextDue = now
+        more = true
         break
       }
-      const slot = this.#slots?.get(event.key) as BucketSlot
-      slot.pending = undefined
-      slot.sentAt = now
-      this.#pending--
+      this.#held?.delete(event.key)
       const rendered = event.render(now)
       frames.push(rendered)
       if (event.acceptedAt !== undefined) acceptedAt.push(event.acceptedAt)
@@ -383,32 +338,65 @@ export class ConnectionActor {
       this.sent += frames.length
       this.#options.observer?.sent(frames.length, acceptedAt, now)
     }
-    if (nextDue !== Infinity && !final) this.#wakeAt(nextDue === now ? now + 1 : nextDue)
+    if (more) this.#wakeAt(now + 1)
   }
 
-  #hold (event: StreamEvent, slot: BucketSlot | undefined, now: number): void {
-    if (slot === undefined) this.#remember(event.key, now - this.#options.debounceMs).pending = event
-    else slot.pending = event
-    this.#pending++
-  }
-
-  #remember (key: string, sentAt: number): BucketSlot {
-    const slots = this.#slots ??= new Map()
-    if (slots.size >= this.#pruneAt) {
-      // Buckets sent longer than a debounce ago with nothing waiting need no memory.
-      const expired = this.#options.now() - this.#options.debounceMs
-      const spare = this.#spare ??= []
-      for (const [k, s] of slots) {
-        if (s.pending !== undefined || s.sentAt > expired) continue
-        slots.delete(k)
-        if (spare.length < PRUNE_AT) spare.push(s)
+  /**
+   * Writes states that are due, in one write of at most about four high-water marks; a
+   * longer list (a resume replay) leaves the rest held back for the next writes.
+   */
+  #write (events: readonly StreamEvent[], now: number): void {
+    const observer = this.#options.observer
+    if (events.length === 1) {
+      const event = events[0] as StreamEvent
+      this.#sink.writeOne(event.render(now))
+      this.sent++
+      if (observer !== undefined) {
+        if (event.acceptedAt === undefined) {
+          observer.sent(1, NO_ACCEPTED_AT, now)
+        } else {
+          ONE_ACCEPTED_AT[0] = event.acceptedAt
+          observer.sent(1, ONE_ACCEPTED_AT, now)
+        }
       }
-      this.#pruneAt = Math.max(PRUNE_AT, slots.size * 2)
+      this.#account()
+      return
     }
-    const slot = this.#spare?.pop() ?? { sentAt, pending: undefined }
-    slot.sentAt = sentAt
-    slots.set(key, slot)
-    return slot
+    const frames: Rendered[] = []
+    const acceptedAt: number[] = []
+    let bytes = 0
+    let i = 0
+    for (; i < events.length && bytes <= this.#highWater * 4; i++) {
+      const event = events[i] as StreamEvent
+      const rendered = event.render(now)
+      frames.push(rendered)
+      if (event.acceptedAt !== undefined) acceptedAt.push(event.acceptedAt)
+      bytes += rendered.wsBytes.length
+    }
+    this.#sink.write(frames)
+    this.sent += frames.length
+    observer?.sent(frames.length, acceptedAt, now)
+    if (i < events.length) {
+      for (; i < events.length; i++) this.#hold(events[i] as StreamEvent)
+      this.#wakeAt(now + 1)
+    }
+    this.#account()
+  }
+
+  /** Holds `event` back: it replaces a waiting state of its bucket only if it is newer. */
+  #hold (event: StreamEvent): void {
+    const held = this.#held ??= new Map()
+    const waiting = held.get(event.key)
+    if (waiting === undefined || event.supersedes(waiting)) held.set(event.key, event)
+  }
+
+  /** True when a state of `event`'s bucket is already waiting (it keeps the newer of the two). */
+  #replaceHeld (event: StreamEvent): boolean {
+    const waiting = this.#held?.get(event.key)
+    if (waiting === undefined) return false
+    if (event.supersedes(waiting)) this.#held?.set(event.key, event)
+    this.#options.observer?.coalesced()
+    return true
   }
 
   #wakeAt (at: number): void {

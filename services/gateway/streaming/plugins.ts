@@ -33,6 +33,7 @@ async function hubPlugin (app: FastifyInstance): Promise<void> {
     debounceMs: config.debounceMs,
     maxBufferedBytes: config.maxBufferedBytes,
     observer: (transport) => metrics?.connectionObserver(transport),
+    ...(metrics === undefined ? {} : { onCoalesced: () => metrics.channelCoalesced.inc() }),
     onError: (err, series) => app.log.warn({ err, series }, 'channel subscription failed')
   })
   app.decorate('streaming', hub)

@@ -317,5 +317,6 @@ export async function replaySince (cache: SeriesCache, series: readonly SeriesKe
       if (isAfterResumePoint(bucket, since, now)) events.push(new StreamEvent(bucket, 'resume', now))
     }
   }))
-  return events
+  // Event ids rise through the replay, so the last one a client sees is its resume point.
+  return events.sort((a, b) => a.time - b.time)
 }

@@ -121,7 +121,7 @@ export class WsSession {
     const replay = await replaySince(this.#pulse.cache, selected, since, this.#pulse.now())
     payload.replayed = replay.length
     this.#actor.reply(renderEvent('subscribed', payload))
-    for (const event of replay) this.#actor.offer(event)
+    this.#actor.offer(replay)
   }
 
   #unsubscribe (message: UnsubscribeMessage): void {
@@ -190,5 +190,5 @@ export function eventStreamResumePoint (lastEventIdHeader: string | undefined, q
 export async function startEventStream (hub: ChannelHub, pulse: GatewayContext, actor: ConnectionActor, series: readonly SeriesKey[], since: number | undefined): Promise<void> {
   await Promise.all(series.map(async (key) => await hub.join(actor, key)))
   if (since === undefined) return
-  for (const event of await replaySince(pulse.cache, series, since, pulse.now())) actor.offer(event)
+  actor.offer(await replaySince(pulse.cache, series, since, pulse.now()))
 }

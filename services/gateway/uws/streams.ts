@@ -81,7 +81,7 @@ function endWebSocket (socket: WebSocket<Connection>, code: number, text: string
 
 /**
  * uWS's native topic publish for the common case: when every watcher of a series takes an
- * event at the same moment (none holds it back under the per-bucket rule or
+ * event at the same moment (the channel hands it to all of them; none holds it back under
  * backpressure), the event is published once on the series' topic and uWS writes it to
  * each subscriber itself. The sockets that want an event are collected during the tick;
  * at its end, if they are all of the topic's subscribers the event is published,
