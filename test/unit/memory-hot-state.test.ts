@@ -82,6 +82,22 @@ t.test('a fold that finds unloaded buckets changes nothing and names them', asyn
   t.equal(await hot.dirtyCount(), 8)
 })
 
+t.test('buckets that start after the hot state could have held anything need no archive load', async (t) => {
+  // Created at NOW: an item accepted before then was at most MAX_FUTURE_MS ahead of it.
+  const hot = new MemoryHotState({ dedupeWindowMs: DAY, createdAt: NOW })
+  const at = (ts: number, id: string): ScoredItem => ({ id, ticker: 'AAPL', ts, score: 0.3, label: 'positive', source: 'tiingo' })
+  const later = NOW + 2 * DAY
+  const fresh = await hot.fold('AAPL', [at(later, 'new')], { now: later })
+  t.equal(fresh.kind, 'applied', 'every bucket of a later item starts after the horizon: folded at once')
+  if (fresh.kind === 'applied') t.equal(fresh.changed.length, 8)
+  const soon = NOW + 10 * 60_000
+  const edge = await hot.fold('AAPL', [at(soon, 'edge')], { now: soon })
+  t.equal(edge.kind, 'needs-load', 'a bucket that began before the horizon may hold earlier items: loaded')
+  if (edge.kind === 'needs-load') {
+    t.same(edge.refs.map((ref) => ref.resolution), ['10m', '1h', '3h', '6h', '12h', '24h'], 'only those: 1m and 5m began after it')
+  }
+})
+
 t.test('a replayed batch sequence is skipped per bucket; dirty marks follow revs', async (t) => {
   const hot = new MemoryHotState({ dedupeWindowMs: DAY })
   const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: NOW, score: 0.3, label: 'positive', source: 'tiingo' }

@@ -2,7 +2,7 @@ import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../por
 import {
   type Bucket, type BucketRef, type Resolution, type ScoredItem,
   applyToBucket, bucketEnd, bucketId, dedupeFingerprint, dedupeSliceExpiresAt, dedupeSlices, foldAggregate, groupByBucket,
-  holdsMark, isRetained, seriesKey
+  holdsMark, isRetained, MAX_FUTURE_MS, seriesKey
 } from '../../timeseries/index.js'
 
 /** An item's fingerprint as a compact one-byte string (8 characters). */
@@ -27,9 +27,16 @@ export class MemoryHotState implements HotState {
   /** Item fingerprints (as 8-character latin1 strings) per dedupe slice; see shared/timeseries/dedupe.ts. */
   readonly #seen = new Map<number, Set<string>>()
   readonly #dedupeWindowMs: number
+  /**
+   * Buckets starting at or after this held nothing before this hot state existed: an item
+   * accepted earlier was at most `MAX_FUTURE_MS` ahead of the clock. Such a bucket that is
+   * not here is empty, with no archive read — the common case of a new live bucket.
+   */
+  readonly #horizon: number
 
-  constructor (options: { dedupeWindowMs: number }) {
+  constructor (options: { dedupeWindowMs: number, createdAt?: number }) {
     this.#dedupeWindowMs = options.dedupeWindowMs
+    this.#horizon = (options.createdAt ?? Date.now()) + MAX_FUTURE_MS
   }
 
   async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
@@ -40,7 +47,7 @@ export class MemoryHotState implements HotState {
     const groups = groupByBucket(fresh, now)
     const missing: BucketRef[] = []
     for (const { ref } of groups.values()) {
-      if (!this.#isLoaded(ref)) missing.push(ref)
+      if (ref.start < this.#horizon && !this.#isLoaded(ref)) missing.push(ref)
     }
     if (missing.length > 0) return { kind: 'needs-load', refs: missing }
 
