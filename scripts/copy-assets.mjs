@@ -1,13 +1,20 @@
 // Copies runtime files that tsc does not emit (the Redis Lua scripts, the embedded
-// DynamoDB's worker thread) into dist/.
+// DynamoDB's worker thread) into the build: `node scripts/copy-assets.mjs [outDir]`,
+// dist/ by default.
 import { copyFile, mkdir, readdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
-const from = new URL('../shared/adapters/redis/lua/', import.meta.url)
-const to = new URL('../dist/shared/adapters/redis/lua/', import.meta.url)
+const root = new URL('../', import.meta.url)
+const out = pathToFileURL(`${resolve(process.argv[2] ?? new URL('dist', root).pathname)}/`)
 
-await mkdir(to, { recursive: true })
-const files = (await readdir(from)).filter((name) => name.endsWith('.lua'))
-await Promise.all(files.map((name) => copyFile(new URL(name, from), new URL(name, to))))
-console.log(`copied ${files.length} Lua scripts to dist/shared/adapters/redis/lua/`)
+const lua = new URL('shared/adapters/redis/lua/', root)
+const luaOut = new URL('shared/adapters/redis/lua/', out)
+await mkdir(luaOut, { recursive: true })
+const scripts = (await readdir(lua)).filter((name) => name.endsWith('.lua'))
+await Promise.all(scripts.map((name) => copyFile(new URL(name, lua), new URL(name, luaOut))))
 
-await copyFile(new URL('../shared/adapters/dynamo/dynalite-thread.mjs', import.meta.url), new URL('../dist/shared/adapters/dynamo/dynalite-thread.mjs', import.meta.url))
+const thread = 'shared/adapters/dynamo/dynalite-thread.mjs'
+await mkdir(new URL('shared/adapters/dynamo/', out), { recursive: true })
+await copyFile(new URL(thread, root), new URL(thread, out))
+console.log(`copied ${scripts.length} Lua scripts and the dynalite thread to ${out.pathname}`)

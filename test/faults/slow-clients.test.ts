@@ -3,7 +3,8 @@ import t from 'tap'
 import type { ScoredItem } from '../../shared/timeseries/index.js'
 import { expectedBuckets } from '../helpers/expected.js'
 import { makeItems, postUntilAccepted, rssOf, startFaultCluster, waitForHot } from '../helpers/fault-cluster.js'
-import { startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { until, WsTestClient } from '../helpers/stream-clients.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const TICKERS = ['AAPL', 'MSFT', 'NVDA', 'TSLA']
 const RESOLUTIONS = ['1m', '5m', '10m', '1h', '3h', '6h', '12h', '24h']
@@ -28,8 +29,7 @@ t.test('slow and stalled clients under a burst of 20,000 items: gateway memory b
   const cluster = await startFaultCluster(t, { tickers: TICKERS, gateways: 1, workers: 2, env: { HEARTBEAT_MS: '1000' } })
   const [gateway] = cluster.gateways
   if (gateway === undefined) throw new Error('cluster did not start')
-  const proxy = await startProxy(gateway.port)
-  t.teardown(async () => await proxy.close())
+  const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: gateway.port }, 'http')
 
   const healthy = await Promise.all(Array.from({ length: 4 }, async () => {
     const client = await WsTestClient.open(gateway.url)

@@ -1,6 +1,5 @@
 import { readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { connect, createServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { EventSource } from 'eventsource'
 import WebSocket from 'ws'
@@ -151,43 +150,6 @@ export class SseTestClient {
 
   close (): void {
     this.source.close()
-  }
-}
-
-/** A TCP proxy in front of the gateway: a test can cut connections or stop reading, like a network or a frozen client would. */
-export async function startProxy (targetPort: number): Promise<{ url: string, drop: () => void, stall: () => void, close: () => Promise<void> }> {
-  const pairs = new Set<Socket>()
-  const upstreams = new Set<Socket>()
-  const server = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1')
-    pairs.add(client)
-    pairs.add(upstream)
-    upstreams.add(upstream)
-    client.pipe(upstream).pipe(client)
-    const end = (): void => {
-      client.destroy()
-      upstream.destroy()
-      pairs.delete(client)
-      pairs.delete(upstream)
-    }
-    client.on('error', end).on('close', end)
-    upstream.on('error', end).on('close', end)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    drop: () => { for (const socket of pairs) socket.destroy() },
-    stall: () => {
-      for (const upstream of upstreams) {
-        upstream.unpipe()
-        upstream.pause()
-      }
-    },
-    close: async () => {
-      for (const socket of pairs) socket.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
   }
 }
 

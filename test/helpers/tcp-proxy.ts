@@ -8,15 +8,20 @@ interface Teardown {
 
 /**
  * A TCP proxy on a free loopback port in front of `target`, so a test can cut a process
- * off from a service (a network partition) while others keep their direct connections.
- * While refusing, new connections are closed at once; open ones are left alone.
+ * off from a service (a network partition) while others keep their direct connections,
+ * cut the connections it carries, or stop carrying the server's bytes like a client that
+ * froze. It closes with the test.
  */
 export interface TcpProxy {
   url: string
   port: number
-  /** Closes new connections at once until {@link TcpProxy.accept}. */
+  /** Closes new connections at once until {@link TcpProxy.accept}; open ones are left alone. */
   refuse (): void
   accept (): void
+  /** Cuts every connection open through the proxy (a network drop). */
+  drop (): void
+  /** Stops reading from the target: its writes back up as for a client that stopped reading. */
+  stall (): void
   /** Connections currently open through the proxy. */
   readonly open: number
 }
@@ -24,6 +29,7 @@ export interface TcpProxy {
 export async function startTcpProxy (t: Teardown, target: { host: string, port: number }, scheme = 'redis'): Promise<TcpProxy> {
   const port = await freePort()
   const sockets = new Set<Socket>()
+  const upstreams = new Set<Socket>()
   let refusing = false
   const server: Server = createServer((client) => {
     if (refusing) {
@@ -33,11 +39,13 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
     const upstream = createConnection(target)
     sockets.add(client)
     sockets.add(upstream)
+    upstreams.add(upstream)
     const end = (): void => {
       client.destroy()
       upstream.destroy()
       sockets.delete(client)
       sockets.delete(upstream)
+      upstreams.delete(upstream)
     }
     client.on('error', end).on('close', end)
     upstream.on('error', end).on('close', end)
@@ -54,6 +62,13 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
     port,
     refuse: () => { refusing = true },
     accept: () => { refusing = false },
+    drop: () => { for (const socket of sockets) socket.destroy() },
+    stall: () => {
+      for (const upstream of upstreams) {
+        upstream.unpipe()
+        upstream.pause()
+      }
+    },
     get open () { return sockets.size / 2 }
   }
 }

@@ -36,7 +36,8 @@ async function productionPackages (): Promise<string[]> {
  */
 async function imageLayout (dir: string): Promise<void> {
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')], { cwd: ROOT })
-  await cp(join(ROOT, 'shared/adapters/redis/lua'), join(dir, 'dist/shared/adapters/redis/lua'), { recursive: true })
+  // What `npm run build` adds beside tsc's output (Lua scripts, the dynalite thread).
+  await run(process.execPath, [join(ROOT, 'scripts/copy-assets.mjs'), join(dir, 'dist')], { cwd: ROOT })
   const web = join(ROOT, 'web/dist/index.html')
   if (!await stat(web).then(() => true, () => false)) await run(process.execPath, ['web/build.mjs'], { cwd: ROOT })
   await cp(dirname(web), join(dir, 'web/dist'), { recursive: true })

@@ -2,7 +2,8 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { bucketStart, RESOLUTIONS } from '../../shared/timeseries/index.js'
 import { startTestPulse } from '../helpers/pulse.js'
-import { engineUnavailable, ENGINES, item, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, until, WsTestClient } from '../helpers/stream-clients.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const MINUTE = 60_000
 
@@ -120,8 +121,7 @@ for (const engine of ENGINES) {
       const healthy = await WsTestClient.open(p.url)
       t.teardown(() => healthy.close())
       await healthy.subscribe(tickers, all)
-      const proxy = await startProxy(Number(new URL(p.url).port))
-      t.teardown(async () => await proxy.close())
+      const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(new URL(p.url).port) }, 'http')
       const stalled = await WsTestClient.open(proxy.url)
       t.teardown(() => stalled.close())
       await stalled.subscribe(tickers, all)

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { startTestPulse } from '../helpers/pulse.js'
-import { engineUnavailable, ENGINES, item, SseTestClient, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, SseTestClient, until, WsTestClient } from '../helpers/stream-clients.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const MINUTE = 60_000
 const run = promisify(execFile)
@@ -35,8 +36,7 @@ for (const engine of ENGINES) {
 
     t.test('resume after a forced disconnect mid-burst (Last-Event-ID) ends in the state of an undisturbed client', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, DEBOUNCE_MS: '50' })
-      const proxy = await startProxy(Number(new URL(p.url).port))
-      t.teardown(async () => await proxy.close())
+      const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(new URL(p.url).port) }, 'http')
       const query = '/api/v2/stream?tickers=AAPL,MSFT&resolutions=1m,5m,1h'
       const steady = new SseTestClient(`${p.url}${query}`)
       t.teardown(() => steady.close())

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { eventually, startTestPulse } from '../helpers/pulse.js'
-import { engineUnavailable, ENGINES, item, startProxy, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, until, WsTestClient } from '../helpers/stream-clients.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const MINUTE = 60_000
 
@@ -88,8 +89,7 @@ for (const engine of ENGINES) {
 
     t.test('resume after a forced disconnect mid-burst ends in the state of an undisturbed client', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, DEBOUNCE_MS: '50' })
-      const proxy = await startProxy(Number(new URL(p.url).port))
-      t.teardown(async () => await proxy.close())
+      const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(new URL(p.url).port) }, 'http')
       const steady = await WsTestClient.open(p.url)
       t.teardown(() => steady.close())
       await steady.subscribe(['AAPL', 'MSFT'], ['1m', '5m', '1h'])
