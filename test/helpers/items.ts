@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { type ScoredItem, labelFor } from '../../shared/timeseries/index.js'
+import { type Bucket, type BucketRef, type ScoredItem, labelFor } from '../../shared/timeseries/index.js'
 
 /** Arbitrary ids, including non-ASCII and astral characters, where ordering ties matter. */
 export const idArb = fc.oneof(
@@ -28,4 +28,23 @@ export function firstCopies (items: readonly ScoredItem[]): ScoredItem[] {
     seen.add(key)
     return true
   })
+}
+
+/** A bucket holding one positive 0.1 item from tiingo: the fixture of tests that need any valid bucket. */
+export function oneItemBucket (ref: BucketRef, item: { ts: number, id: string }, rev = 1, lastUpdated = item.ts): Bucket {
+  return {
+    ...ref,
+    open: 0.1,
+    high: 0.1,
+    low: 0.1,
+    close: 0.1,
+    count: 1,
+    sum: 0.1,
+    label_counts: { positive: 1, neutral: 0, negative: 0 },
+    sources: ['tiingo'],
+    first: item,
+    last: item,
+    rev,
+    last_updated: lastUpdated
+  }
 }

@@ -5,27 +5,11 @@ import t from 'tap'
 import type { BucketEvent } from '../../shared/ports/index.js'
 import { RedisBus } from '../../shared/adapters/redis/redis-bus.js'
 import type { Bucket } from '../../shared/timeseries/index.js'
+import { oneItemBucket } from '../helpers/items.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 
 function bucket (ticker: string, resolution: Bucket['resolution'], rev: number): Bucket {
-  const key = { ts: 1_766_313_300_000, id: 'a' }
-  return {
-    ticker,
-    resolution,
-    start: 1_766_313_300_000,
-    open: 0.1,
-    high: 0.1,
-    low: 0.1,
-    close: 0.1,
-    count: 1,
-    sum: 0.1,
-    label_counts: { positive: 1, neutral: 0, negative: 0 },
-    sources: ['tiingo'],
-    first: key,
-    last: key,
-    rev,
-    last_updated: 1
-  }
+  return oneItemBucket({ ticker, resolution, start: 1_766_313_300_000 }, { ts: 1_766_313_300_000, id: 'a' }, rev, 1)
 }
 
 function change (b: Bucket): BucketEvent {

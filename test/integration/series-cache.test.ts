@@ -9,6 +9,7 @@ import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js
 import { type Bucket, bucketStart, labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
 import { SeriesCache } from '../../services/gateway/series-cache.js'
 import { freePort } from '../helpers/free-port.js'
+import { oneItemBucket } from '../helpers/items.js'
 
 t.test('with the archive unreachable, history serves what the hot state holds and retries the archive', async (t) => {
   const port = await freePort()
@@ -153,23 +154,7 @@ t.test('a series watched but never read keeps only its retained buckets', async 
   const start = bucketStart(now, '1m')
   for (let i = 0; i < 600; i++) {
     now = start + i * 60_000
-    const bucket: Bucket = {
-      ticker: 'AAPL',
-      resolution: '1m',
-      start: now,
-      open: 0.1,
-      high: 0.1,
-      low: 0.1,
-      close: 0.1,
-      count: 1,
-      sum: 0.1,
-      label_counts: { positive: 1, neutral: 0, negative: 0 },
-      sources: ['tiingo'],
-      first: { ts: now, id: 'a' },
-      last: { ts: now, id: 'a' },
-      rev: 1,
-      last_updated: now
-    }
+    const bucket = oneItemBucket({ ticker: 'AAPL', resolution: '1m', start: now }, { ts: now, id: 'a' })
     await bus.publish([{ kind: 'change', bucket }])
     await sleep(0)
   }

@@ -12,11 +12,12 @@ import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
 import { armFaults } from '../../shared/fault-points.js'
 import type { BucketEvent } from '../../shared/ports/index.js'
 import {
-  type Bucket, type BucketRef, type ScoredItem, DURATION_MS, RESOLUTIONS, bucketId, bucketStart, labelFor, seriesKey, RELOAD_REV_GAP
+  type BucketRef, type ScoredItem, DURATION_MS, RESOLUTIONS, bucketId, bucketStart, labelFor, seriesKey, RELOAD_REV_GAP
 } from '../../shared/timeseries/index.js'
 import { foldBatch } from '../../services/aggregator/fold-batch.js'
 import { Finalizer } from '../../services/aggregator/finalizer.js'
 import { WriteBehind } from '../../services/aggregator/write-behind.js'
+import { oneItemBucket } from '../helpers/items.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 
 /** Several write-behinds (and finalizers) of one cluster: one real Redis, one dynalite table. */
@@ -160,21 +161,7 @@ t.test('a bucket the archive always refuses is parked; every other bucket keeps 
   const now = await midMinute()
   // The oldest dirty bucket, and one DynamoDB can never store: over the 400 KB item limit.
   const poisonRef: BucketRef = { ticker: 'TSLA', resolution: '1m', start: bucketStart(now, '1m') }
-  const poison: Bucket = {
-    ...poisonRef,
-    open: 0.1,
-    high: 0.1,
-    low: 0.1,
-    close: 0.1,
-    count: 1,
-    sum: 0.1,
-    label_counts: { positive: 1, neutral: 0, negative: 0 },
-    sources: ['tiingo'],
-    first: { ts: now - 100, id: 'x'.repeat(410_000) },
-    last: { ts: now - 100, id: 'x'.repeat(410_000) },
-    rev: 1,
-    last_updated: now
-  }
+  const poison = oneItemBucket(poisonRef, { ts: now - 100, id: 'x'.repeat(410_000) }, 1, now)
   await w.hot.seed([poisonRef], [poison])
   await w.hot.markDirty([poisonRef])
   await sleep(5)

@@ -1,22 +1,8 @@
 import t from 'tap'
 import { ChannelHub } from '../../services/gateway/streaming/channel-hub.js'
-import type { Sink } from '../../services/gateway/streaming/connection.js'
-import { type CloseReason, type Rendered, renderEvent } from '../../services/gateway/streaming/protocol.js'
+import { renderEvent } from '../../services/gateway/streaming/protocol.js'
 import type { SeriesCache } from '../../services/gateway/series-cache.js'
-
-/** A sink whose buffered bytes the test sets. */
-function fakeSink (): Sink & { buffered: number, closedWith: CloseReason | undefined } {
-  const sink = {
-    buffered: 0,
-    closedWith: undefined as CloseReason | undefined,
-    writeOne: (_event: Rendered) => {},
-    write: (_events: readonly Rendered[]) => {},
-    bufferedAmount: () => sink.buffered,
-    keepAlive: () => {},
-    close: (reason: CloseReason) => { sink.closedWith = reason }
-  }
-  return sink
-}
+import { recordingSink } from '../helpers/stream-fakes.js'
 
 t.test('over the gateway-wide buffer budget, the connections holding the most are cut until it is met', async (t) => {
   const hub = new ChannelHub({
@@ -29,7 +15,7 @@ t.test('over the gateway-wide buffer budget, the connections holding the most ar
     maxBufferedBytes: 1024 * 1024
   })
   t.teardown(() => hub.shutdown())
-  const sinks = [fakeSink(), fakeSink(), fakeSink()]
+  const sinks = [recordingSink(), recordingSink(), recordingSink()]
   const closed: number[] = []
   const actors = sinks.map((sink, i) => hub.open(sink, 'ws', () => { closed.push(i) }))
   const reply = renderEvent('pong', { timestamp: 'now' })

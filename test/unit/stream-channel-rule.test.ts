@@ -1,60 +1,14 @@
 import t from 'tap'
 import { ChannelHub } from '../../services/gateway/streaming/channel-hub.js'
-import type { Sink } from '../../services/gateway/streaming/connection.js'
-import type { CloseReason, Rendered } from '../../services/gateway/streaming/protocol.js'
+import type { Rendered } from '../../services/gateway/streaming/protocol.js'
 import type { SeriesCache } from '../../services/gateway/series-cache.js'
 import type { BucketEvent } from '../../shared/ports/index.js'
-import type { Bucket } from '../../shared/timeseries/index.js'
+import { until } from '../helpers/stream-clients.js'
+import { recordingSink, sleep, START, testBucket } from '../helpers/stream-fakes.js'
 
 // The per-bucket rule, decided once per channel for all its watchers.
 
-const START = Math.floor(Date.now() / 60_000) * 60_000
-
-function bucket (start: number, rev: number): Bucket {
-  const key = { ts: start, id: 'a' }
-  return {
-    ticker: 'AAPL',
-    resolution: '1m',
-    start,
-    open: 0,
-    high: 0,
-    low: 0,
-    close: 0,
-    count: rev,
-    sum: 0,
-    label_counts: { positive: 0, neutral: rev, negative: 0 },
-    sources: ['test'],
-    first: key,
-    last: key,
-    rev,
-    last_updated: start + 1000 + rev
-  }
-}
-
-/** A sink that records writes (one entry per write). */
-function fakeSink (): Sink & { writes: Rendered[][] } {
-  const sink = {
-    writes: [] as Rendered[][],
-    writeOne: (rendered: Rendered) => { sink.writes.push([rendered]) },
-    write: (events: readonly Rendered[]) => { sink.writes.push([...events]) },
-    bufferedAmount: () => 0,
-    keepAlive: () => {},
-    close: (_reason: CloseReason) => {}
-  }
-  return sink
-}
-
 const revs = (write: Rendered[] | undefined): number[] => (write ?? []).map((r) => (JSON.parse(r.ws) as { bucket: { rev: number } }).bucket.rev)
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until (check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached')
-    await sleep(5)
-  }
-}
 
 /**
  * A hub on a series cache that hands the test the channel's listener, and a clock the test
@@ -80,10 +34,10 @@ async function setup (t: { teardown: (fn: () => unknown) => void }, debounceMs: 
     onCoalesced: () => { coalesced++ }
   })
   t.teardown(() => hub.shutdown())
-  const sinks = Array.from({ length: watchers }, () => fakeSink())
+  const sinks = Array.from({ length: watchers }, () => recordingSink())
   const actors = sinks.map((sink) => hub.open(sink, 'ws', () => {}))
   for (const actor of actors) await hub.join(actor, 'AAPL#1m')
-  const publish = (start: number, rev: number): void => listener?.({ kind: 'change', bucket: bucket(start, rev), acceptedAt: clock.now })
+  const publish = (start: number, rev: number): void => listener?.({ kind: 'change', bucket: testBucket(start, rev, start + 1000 + rev), acceptedAt: clock.now })
   return { hub, sinks, actors, clock, publish, coalesced: () => coalesced }
 }
 
@@ -153,7 +107,7 @@ t.test('a watcher that joins while a state waits gets the trailing send; one tha
   const { hub, sinks, actors, publish, clock } = await setup(t, 40, 2)
   publish(START, 1)
   publish(START, 2)
-  const late = fakeSink()
+  const late = recordingSink()
   await hub.join(hub.open(late, 'ws', () => {}), 'AAPL#1m')
   hub.leave(actors[1]!, ['AAPL#1m'])
   clock.now += 40

@@ -1,61 +1,13 @@
 import t from 'tap'
-import { ConnectionActor, FloodGuard, type Sink } from '../../services/gateway/streaming/connection.js'
-import { type CloseReason, type Rendered, renderHeartbeat, StreamEvent } from '../../services/gateway/streaming/protocol.js'
-import type { Bucket } from '../../shared/timeseries/index.js'
+import { ConnectionActor, FloodGuard } from '../../services/gateway/streaming/connection.js'
+import { renderHeartbeat, StreamEvent } from '../../services/gateway/streaming/protocol.js'
+import { until } from '../helpers/stream-clients.js'
+import { recordingSink, sleep, START, testBucket } from '../helpers/stream-fakes.js'
 
-const START = Math.floor(Date.now() / 60_000) * 60_000
-
-function bucket (start: number, rev: number, lastUpdated = Date.now()): Bucket {
-  const key = { ts: start, id: 'a' }
-  return {
-    ticker: 'AAPL',
-    resolution: '1m',
-    start,
-    open: 0,
-    high: 0,
-    low: 0,
-    close: 0,
-    count: rev,
-    sum: 0,
-    label_counts: { positive: 0, neutral: rev, negative: 0 },
-    sources: ['test'],
-    first: key,
-    last: key,
-    rev,
-    last_updated: lastUpdated
-  }
-}
-
-const event = (start: number, rev: number): StreamEvent => new StreamEvent(bucket(start, rev), 'change', Date.now())
-
-/** A sink that records writes (one entry per write) and whose buffer the test controls. */
-function fakeSink (): Sink & { writes: Rendered[][], buffered: number, closedWith: CloseReason | undefined } {
-  const sink = {
-    writes: [] as Rendered[][],
-    buffered: 0,
-    closedWith: undefined as CloseReason | undefined,
-    writeOne: (rendered: Rendered) => { sink.writes.push([rendered]) },
-    write: (events: readonly Rendered[]) => { sink.writes.push([...events]) },
-    bufferedAmount: () => sink.buffered,
-    keepAlive: () => {},
-    close: (reason: CloseReason) => { sink.closedWith = reason }
-  }
-  return sink
-}
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls until `check` holds (never asserts how long it took). */
-async function until (check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached')
-    await sleep(5)
-  }
-}
+const event = (start: number, rev: number): StreamEvent => new StreamEvent(testBucket(start, rev), 'change', Date.now())
 
 t.test('states handed over are written at once, several in one write', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   actor.offer([event(START, 1)])
@@ -69,7 +21,7 @@ t.test('states handed over are written at once, several in one write', async (t)
 })
 
 t.test('a long list (a resume replay) goes out in bounded writes', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 60_000, highWaterBytes: 1024, now: Date.now })
   t.teardown(() => actor.close('restart'))
   actor.offer(Array.from({ length: 200 }, (_, i) => event(START - i * 60_000, 1)))
@@ -79,7 +31,7 @@ t.test('a long list (a resume replay) goes out in bounded writes', async (t) => 
 })
 
 t.test('an unwritable socket lets states coalesce, then a stalled client is disconnected', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   let closed = 0
   const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 150, now: Date.now, onClose: () => { closed++ } })
   sink.buffered = 1024 * 1024
@@ -96,7 +48,7 @@ t.test('an unwritable socket lets states coalesce, then a stalled client is disc
 })
 
 t.test('writing resumes once the socket drains, with the newest states in one write', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 10, stallLimitMs: 10_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
@@ -112,7 +64,7 @@ t.test('writing resumes once the socket drains, with the newest states in one wr
 })
 
 t.test('a client that keeps reading is not cut as stalled, though every write fills its buffer again', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const fill = sink.writeOne
   // Every write leaves the socket over the high-water mark until the client reads.
   sink.writeOne = (rendered) => {
@@ -139,7 +91,7 @@ t.test('a client that keeps reading is not cut as stalled, though every write fi
 })
 
 t.test('a drain sends held-back states at once, and is ignored when nothing was held back', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 200, stallLimitMs: 10_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   actor.drained()
@@ -154,7 +106,7 @@ t.test('a drain sends held-back states at once, and is ignored when nothing was 
 })
 
 t.test('newest state wins whatever the arrival order; past and current buckets are two entries', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
@@ -170,7 +122,7 @@ t.test('newest state wins whatever the arrival order; past and current buckets a
 })
 
 t.test('leaving a series forgets its held-back states', async (t) => {
-  const sink = fakeSink()
+  const sink = recordingSink()
   const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
@@ -184,8 +136,8 @@ t.test('leaving a series forgets its held-back states', async (t) => {
 t.test('a final event of the same rev replaces the change; its id is the bucket end', async (t) => {
   const now = START + 30_000
   const past = START - 60_000
-  const change = new StreamEvent(bucket(past, 4, past + 30_000), 'change', now)
-  const final = new StreamEvent(bucket(past, 4, past + 30_000), 'final', now)
+  const change = new StreamEvent(testBucket(past, 4, past + 30_000), 'change', now)
+  const final = new StreamEvent(testBucket(past, 4, past + 30_000), 'final', now)
   t.ok(final.supersedes(change))
   t.equal(final.time, START)
   t.match(final.render(now).sse.toString(), new RegExp(`^id: ${START}\nevent: bucket_update\ndata: \\{`))

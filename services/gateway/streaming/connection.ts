@@ -310,44 +310,23 @@ export class ConnectionActor implements Due {
   /** Sends the held-back states (all of them when `final`, else a bounded write) and the heartbeat. */
   #sendHeld (now: number, final: boolean): void {
     const ready = this.#held === undefined ? [] : [...this.#held.values()]
+    this.#held?.clear()
     // Event ids rise within a write.
     ready.sort((a, b) => a.time - b.time)
-    const frames: Rendered[] = []
-    const acceptedAt: number[] = []
-    let bytes = 0
-    let more = false
-    for (const event of ready) {
-      // Bound one write; the rest keep waiting and keep coalescing.
-      if (bytes > this.#highWater * 4 && !final) {
-        more = true
-        break
-      }
-      this.#held?.delete(event.key)
-      const rendered = event.render(now)
-      frames.push(rendered)
-      if (event.acceptedAt !== undefined) acceptedAt.push(event.acceptedAt)
-      bytes += rendered.wsBytes.length
-    }
-    if (this.#heartbeat !== undefined) {
-      frames.push(this.#heartbeat)
-      this.#heartbeat = undefined
-    }
-    if (frames.length > 0) {
-      if (frames.length === 1) this.#sink.writeOne(frames[0] as Rendered)
-      else this.#sink.write(frames)
-      this.sent += frames.length
-      this.#options.observer?.sent(frames.length, acceptedAt, now)
-    }
-    if (more) this.#wakeAt(now + 1)
+    const heartbeat = this.#heartbeat
+    this.#heartbeat = undefined
+    if (ready.length > 0 || heartbeat !== undefined) this.#write(ready, now, { final, heartbeat })
   }
 
   /**
-   * Writes states that are due, in one write of at most about four high-water marks; a
-   * longer list (a resume replay) leaves the rest held back for the next writes.
+   * Writes states that are due, with the heartbeat if one is waiting, in one write of at
+   * most about four high-water marks (unless `final`); the rest of a longer list (a resume
+   * replay, a backlog) is held back for the next writes.
    */
-  #write (events: readonly StreamEvent[], now: number): void {
+  #write (events: readonly StreamEvent[], now: number, options: { final?: boolean, heartbeat?: Rendered | undefined } = {}): void {
     const observer = this.#options.observer
-    if (events.length === 1) {
+    if (events.length === 1 && options.heartbeat === undefined) {
+      // The fan-out path: one event, no allocation.
       const event = events[0] as StreamEvent
       this.#sink.writeOne(event.render(now))
       this.sent++
@@ -366,14 +345,16 @@ export class ConnectionActor implements Due {
     const acceptedAt: number[] = []
     let bytes = 0
     let i = 0
-    for (; i < events.length && bytes <= this.#highWater * 4; i++) {
+    for (; i < events.length && (options.final === true || bytes <= this.#highWater * 4); i++) {
       const event = events[i] as StreamEvent
       const rendered = event.render(now)
       frames.push(rendered)
       if (event.acceptedAt !== undefined) acceptedAt.push(event.acceptedAt)
       bytes += rendered.wsBytes.length
     }
-    this.#sink.write(frames)
+    if (options.heartbeat !== undefined) frames.push(options.heartbeat)
+    if (frames.length === 1) this.#sink.writeOne(frames[0] as Rendered)
+    else this.#sink.write(frames)
     this.sent += frames.length
     observer?.sent(frames.length, acceptedAt, now)
     if (i < events.length) {
