@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url'
 import { createDynamoClients } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
-import { startDynalite } from '../shared/adapters/dynamo/dynalite-server.js'
+import { startDynalite } from '../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
 import { MemoryBus } from '../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../shared/adapters/memory/memory-hot-state.js'

@@ -14,7 +14,7 @@ await mkdir(luaOut, { recursive: true })
 const scripts = (await readdir(lua)).filter((name) => name.endsWith('.lua'))
 await Promise.all(scripts.map((name) => copyFile(new URL(name, lua), new URL(name, luaOut))))
 
-const thread = 'shared/adapters/dynamo/dynalite-thread.mjs'
+const thread = 'shared/adapters/dynamo/embedded-dynamo-thread.mjs'
 await mkdir(new URL('shared/adapters/dynamo/', out), { recursive: true })
 await copyFile(new URL(thread, root), new URL(thread, out))
-console.log(`copied ${scripts.length} Lua scripts and the dynalite thread to ${out.pathname}`)
+console.log(`copied ${scripts.length} Lua scripts and the embedded DynamoDB thread to ${out.pathname}`)

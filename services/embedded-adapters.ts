@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { createDynamoClients, isLocalEndpoint } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
-import { startDynalite } from '../shared/adapters/dynamo/dynalite-server.js'
+import { EmbeddedArchive } from '../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
 import { JournalQueue } from '../shared/adapters/journal/journal-queue.js'
 import { MemoryBus } from '../shared/adapters/memory/memory-bus.js'
@@ -10,20 +10,23 @@ import { MemoryHotState } from '../shared/adapters/memory/memory-hot-state.js'
 import type { Config } from '../shared/config/config.js'
 import type { PulseAdapters } from './adapters.js'
 
-/**
- * Embedded mode: a journal on disk as the queue, hot state and bus in memory, and the
- * archive on DynamoDB — dynalite in-process under `DATA_DIR` unless `DYNAMODB_ENDPOINT`
- * names another endpoint.
- */
-export async function createEmbeddedAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
-  const dynalite = config.dynamodbEndpoint === undefined
-    ? await startDynalite({ dir: join(config.dataDir, 'dynalite') })
-    : undefined
-  const endpoint = config.dynamodbEndpoint ?? dynalite?.endpoint
+/** The archive of `DYNAMODB_ENDPOINT`, its table created if missing. */
+async function archiveAt (config: Config, endpoint: string): Promise<DynamoArchive> {
   const { client, doc } = createDynamoClients({ region: config.awsRegion, endpoint })
   const table = tableName(config.env)
   await ensureTable(client, table, { local: isLocalEndpoint(endpoint) })
-  const archive = new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
+  return new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
+}
+
+/**
+ * Embedded mode: a journal on disk as the queue, hot state and bus in memory, and the
+ * archive on DynamoDB — dynalite under `DATA_DIR`, with the archive client, in a thread of
+ * its own, unless `DYNAMODB_ENDPOINT` names another endpoint.
+ */
+export async function createEmbeddedAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
+  const archive = config.dynamodbEndpoint === undefined
+    ? await EmbeddedArchive.start({ dir: join(config.dataDir, 'dynalite'), tableName: tableName(config.env), region: config.awsRegion })
+    : await archiveAt(config, config.dynamodbEndpoint)
   const hot = new MemoryHotState({ dedupeWindowMs: config.dedupeWindowMs })
   const bus = new MemoryBus()
   const queue = await JournalQueue.open({
@@ -49,7 +52,6 @@ export async function createEmbeddedAdapters (config: Config, log: Logger): Prom
       await queue.close()
       await bus.close()
       await archive.close()
-      await dynalite?.close()
     }
   }
 }

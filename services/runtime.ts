@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyPluginOptions } from '
 import fp from 'fastify-plugin'
 import pino, { type Logger } from 'pino'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
+import { EmbeddedArchive } from '../shared/adapters/dynamo/embedded-dynamo.js'
 import type { Config } from '../shared/config/config.js'
 import { type PulseAdapters, createAdapters } from './adapters.js'
 import { type Aggregator, startAggregator } from './aggregator/aggregator.js'
@@ -65,7 +66,7 @@ function reportsReconnects (adapter: unknown): adapter is ReconnectSource {
 function observeAdapters (metrics: PulseMetrics, adapters: PulseAdapters): void {
   const { queue, hot, bus, archive } = adapters
   metrics.attach({ queue, archivePing: async () => await archive.ping() })
-  if (archive instanceof DynamoArchive) metrics.attach({ archive: () => archive.stats })
+  if (archive instanceof DynamoArchive || archive instanceof EmbeddedArchive) metrics.attach({ archive: () => archive.stats })
   for (const [name, adapter] of [['hot', hot], ['bus', bus]] as const) {
     if (!reportsReconnects(adapter)) continue
     const label = (connection?: string): string => connection === undefined ? name : `${name}-${connection}`

@@ -51,9 +51,9 @@ export class Metrics {
   /** Up to a few examples of each failed check, for the report. */
   readonly failures = new Map<string, string[]>()
 
-  trend (name: string): Trend { return this.get(name, () => new Trend()) }
-  rate (name: string): Rate { return this.get(name, () => new Rate()) }
-  counter (name: string): Counter { return this.get(name, () => new Counter()) }
+  trend (name: string): Trend { return this.get(name, Trend) }
+  rate (name: string): Rate { return this.get(name, Rate) }
+  counter (name: string): Counter { return this.get(name, Counter) }
 
   /** Records a check (k6 `check`): feeds the `checks` rate and keeps a few failure examples. */
   check (name: string, ok: boolean, detail?: string): boolean {
@@ -66,13 +66,14 @@ export class Metrics {
     return ok
   }
 
-  private get<T extends Metric> (name: string, make: () => T): T {
+  /** The metric `name`, made on first use; called per event, so a lookup makes nothing. */
+  private get<T extends Metric> (name: string, Kind: new () => T): T {
     let metric = this.all.get(name)
     if (metric === undefined) {
-      metric = make()
+      metric = new Kind()
       this.all.set(name, metric)
     }
-    if (metric.kind !== make().kind) throw new Error(`metric ${name} is a ${metric.kind}`)
-    return metric as T
+    if (!(metric instanceof Kind)) throw new Error(`metric ${name} is a ${metric.kind}`)
+    return metric
   }
 }

@@ -1,8 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { BatchGetCommand, PutCommand } from '@aws-sdk/lib-dynamodb'
 import { createDynamoClients, isLocalEndpoint } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
-import { startDynalite } from '../../shared/adapters/dynamo/dynalite-server.js'
+import { EmbeddedArchive, startDynalite } from '../../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../../shared/adapters/dynamo/table.js'
 import { type Bucket, type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../shared/timeseries/index.js'
 
@@ -44,6 +44,23 @@ function bucket (i: number, resolution: Resolution = '1m', ticker = 'AAPL', rev 
 
 const refOf = (b: Bucket) => ({ ticker: b.ticker, resolution: b.resolution, start: b.start })
 
+type ContractArchive = Pick<DynamoArchive, 'put' | 'get' | 'range' | 'ping' | 'stats'>
+
+/**
+ * The archive contract, run on both ways Pulse talks to DynamoDB: the client in this
+ * thread, and embedded mode's client beside dynalite in a worker thread.
+ */
+function contract (name: string, body: (t: Test, archive: ContractArchive) => Promise<void>): void {
+  t.test(name, async (t) => {
+    t.test('in process', async (t) => await body(t, (await setup(t)).archive))
+    t.test('embedded, in its thread', async (t) => {
+      const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1' })
+      t.teardown(async () => await archive.close())
+      await body(t, archive)
+    })
+  })
+}
+
 t.test('ensureTable is idempotent and tolerates only dynalite missing TTL, only when local', async (t) => {
   const server = await startDynalite()
   t.teardown(server.close)
@@ -70,8 +87,18 @@ t.test('the embedded dynalite: a taken port fails the start clearly; a close in 
   t.equal(outcome.written.length + outcome.failed.length, 60, 'every put answered, written or failed, none left hanging')
 })
 
-t.test('put, get and range return exactly what was written', async (t) => {
-  const { archive, clients } = await setup(t)
+t.test('the embedded archive: writes in flight when it closes are finished, a call after the close fails clearly', async (t) => {
+  const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1' })
+  const writes = archive.put(Array.from({ length: 60 }, (_, i) => bucket(i)))
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  await archive.close()
+  t.equal((await writes).written.length, 60, 'the close waited for them')
+  t.equal(archive.stats.writes, 60, 'counters come back with every answer')
+  await t.rejects(archive.put([bucket(61)]), /embedded DynamoDB thread has stopped/)
+  await t.rejects(archive.ping(), /embedded DynamoDB thread has stopped/)
+})
+
+contract('put, get and range return exactly what was written', async (t, archive) => {
   const buckets = [0, 1, 2, 3, 4].map((i) => bucket(i))
   const other = bucket(2, '5m')
   await archive.put([...buckets, other, bucket(1, '1m', 'MSFT')])
@@ -80,11 +107,14 @@ t.test('put, get and range return exactly what was written', async (t) => {
   t.strictSame(await archive.get([refOf(buckets[3] as Bucket), refOf(other), { ticker: 'AAPL', resolution: '1h', start: T0 }], T0)
     .then((found) => found.sort((a, b) => a.resolution.localeCompare(b.resolution))), [buckets[3], other])
   await archive.ping()
+})
+
+t.test('ping fails for a missing table', async (t) => {
+  const { clients } = await setup(t)
   await t.rejects(new DynamoArchive({ client: clients.doc, tableName: 'missing' }).ping(), { name: 'ResourceNotFoundException' })
 })
 
-t.test('range is from <= start < to, with unaligned bounds', async (t) => {
-  const { archive } = await setup(t)
+contract('range is from <= start < to, with unaligned bounds', async (t, archive) => {
   await archive.put([0, 1, 2, 3].map((i) => bucket(i)))
   const starts = async (from: number, to: number) => (await archive.range('AAPL', '1m', from, to, T0)).map((b) => (b.start - T0) / 60_000)
   t.same(await starts(T0 + 60_000, T0 + 180_000), [1, 2])
@@ -93,8 +123,7 @@ t.test('range is from <= start < to, with unaligned bounds', async (t) => {
   t.same(await starts(T0 + 500, T0 + 900), [])
 })
 
-t.test('put writes each bucket with its own conditional call, get reads over 100 keys in chunks', async (t) => {
-  const { archive } = await setup(t)
+contract('put writes each bucket with its own conditional call, get reads over 100 keys in chunks', async (t, archive) => {
   const buckets = Array.from({ length: 260 }, (_, i) => bucket(i))
   const outcome = await archive.put(buckets)
   t.equal(outcome.written.length, 260, String(outcome.failure))
@@ -104,15 +133,13 @@ t.test('put writes each bucket with its own conditional call, get reads over 100
   t.strictSame(found.sort((a, b) => a.start - b.start), buckets, 'all 260, duplicate refs read once')
 })
 
-t.test('one call writes each bucket once, its highest rev', async (t) => {
-  const { archive } = await setup(t)
+contract('one call writes each bucket once, its highest rev', async (t, archive) => {
   await archive.put([bucket(0, '1m', 'AAPL', 2), bucket(0, '1m', 'AAPL', 5), bucket(0, '1m', 'AAPL', 3)])
   t.equal(archive.stats.writes, 1)
   t.equal((await archive.get([refOf(bucket(0))], T0))[0]?.rev, 5)
 })
 
-t.test('expired buckets are filtered out on read', async (t) => {
-  const { archive } = await setup(t)
+contract('expired buckets are filtered out on read', async (t, archive) => {
   const young = bucket(10)
   const old = bucket(0)
   await archive.put([old, young])
@@ -130,8 +157,7 @@ t.test('range follows pagination', async (t) => {
   t.strictSame(await archive.range('AAPL', '1m', T0, T0 + 50 * 60_000, T0), buckets)
 })
 
-t.test('a put never replaces a newer or equal rev: stale states are superseded, newer ones written', async (t) => {
-  const { archive } = await setup(t)
+contract('a put never replaces a newer or equal rev: stale states are superseded, newer ones written', async (t, archive) => {
   t.equal((await archive.put([bucket(0, '1m', 'AAPL', 5)])).written.length, 1)
   const stale = { ...bucket(0, '1m', 'AAPL', 4), count: 1 }
   const same = { ...bucket(0, '1m', 'AAPL', 5), count: 2 }
@@ -147,14 +173,13 @@ t.test('a put never replaces a newer or equal rev: stale states are superseded, 
   t.equal(archive.stats.superseded, 2)
 })
 
-t.test('a bucket DynamoDB refuses for itself is rejected alone; the others are written', async (t) => {
-  const { archive } = await setup(t)
+contract('a bucket DynamoDB refuses for itself is rejected alone; the others are written', async (t, archive) => {
   // Over DynamoDB's 400 KB item limit: a state the archive can never store as it is.
   const huge = { ...bucket(0), first: { ts: T0, id: 'x'.repeat(410_000) } }
   const others = [1, 2, 3].map((i) => bucket(i))
   const outcome = await archive.put([huge, ...others])
   t.equal(outcome.rejected.length, 1)
-  t.equal(outcome.rejected[0]?.bucket, huge)
+  t.strictSame(outcome.rejected[0]?.bucket, huge)
   t.match(outcome.rejected[0]?.error, { name: 'ValidationException' })
   t.strictSame(outcome.written.sort((a, b) => a.start - b.start), others)
   t.strictSame(outcome.failed, [])

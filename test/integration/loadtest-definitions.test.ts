@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { checkK6Scripts } from '../../load-tests/check-k6.js'
 import { loadScenarios } from '../../load-tests/harness/config.js'
-import { Counter, type Metric, Rate, Trend } from '../../load-tests/harness/metrics.js'
+import { Counter, type Metric, Metrics, Rate, Trend } from '../../load-tests/harness/metrics.js'
 import { parseOptions, UsageError } from '../../load-tests/harness/options.js'
 import { evaluate, parseThreshold } from '../../load-tests/harness/thresholds.js'
 
@@ -50,6 +50,20 @@ t.test('thresholds evaluate like k6, and a metric without samples fails', async 
   t.same(results.map((r) => r.ok), [true, false, true, true, false, false])
   t.ok(Math.abs((results[0]?.value ?? 0) - 95) < 0.1)
   t.throws(() => parseThreshold('lat', 'p95<100'))
+})
+
+t.test('a run keeps one metric per name, looked up per event without making another; a name keeps its kind', async (t) => {
+  const metrics = new Metrics()
+  const latency = metrics.trend('lat')
+  latency.add(5)
+  t.equal(metrics.trend('lat'), latency)
+  t.equal(metrics.trend('lat').count, 1)
+  metrics.check('ok', true)
+  metrics.check('ok', false, 'one example')
+  t.equal(metrics.rate('checks').count, 2)
+  t.same(metrics.failures.get('ok'), ['one example'])
+  t.throws(() => metrics.counter('lat'), /metric lat is a trend/)
+  t.same([...metrics.all.keys()], ['lat', 'checks'])
 })
 
 t.test('options are bounded and validated', async (t) => {

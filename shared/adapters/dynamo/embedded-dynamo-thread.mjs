@@ -1,8 +1,24 @@
-// The embedded DynamoDB's worker thread (started by `dynalite-server.ts`): dynalite on
-// loopback, and a close that lets the requests in progress answer. Plain JavaScript, so
-// the thread loads the same way from the sources and from dist/, with no TypeScript loader.
+// The embedded DynamoDB's worker thread (started by `embedded-dynamo.ts`): dynalite on
+// loopback, a close that lets the requests in progress answer, and, when asked for, the
+// archive client beside it (`serveArchive`). Plain JavaScript, so the thread starts the same
+// way from the sources and from dist/.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parentPort, workerData } from 'node:worker_threads'
 import dynalite from 'dynalite'
+
+/**
+ * `embedded-dynamo`, compiled in dist/; from the sources (development and tests, where
+ * the TypeScript loader of the main thread does not reach worker threads) through tsx,
+ * a development dependency.
+ */
+async function loadEmbeddedDynamo () {
+  const compiled = new URL('./embedded-dynamo.js', import.meta.url)
+  if (existsSync(fileURLToPath(compiled))) return await import(compiled.href)
+  const { register } = await import('tsx/esm/api')
+  register()
+  return await import(new URL('./embedded-dynamo.ts', import.meta.url).href)
+}
 
 /** @param {{ dir?: string, port?: number }} options */
 async function serve (options) {
@@ -52,9 +68,12 @@ async function serve (options) {
 const port = parentPort
 try {
   const server = await serve(workerData.options)
+  const closeArchive = workerData.archive === undefined
+    ? async () => {}
+    : await (await loadEmbeddedDynamo()).serveArchive(port, `http://127.0.0.1:${server.port}`, workerData.archive)
   port.on('message', (message) => {
-    if (message !== 'close') return
-    server.close().finally(() => {
+    if (message.op !== 'close') return
+    closeArchive().finally(() => server.close()).finally(() => {
       port.postMessage({ op: 'closed' })
       port.close()
     })

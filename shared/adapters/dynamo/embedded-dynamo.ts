@@ -1,0 +1,249 @@
+import { mkdir } from 'node:fs/promises'
+import { type MessagePort, Worker } from 'node:worker_threads'
+import type { Archive, PutOutcome } from '../../ports/index.js'
+import type { Bucket, BucketRef, Resolution } from '../../timeseries/index.js'
+import { createDynamoClients } from './client.js'
+import { type ArchiveStats, DynamoArchive } from './dynamo-archive.js'
+import { ensureTable } from './table.js'
+
+/*
+ * The embedded DynamoDB: dynalite on loopback in a worker thread of its own, and, for
+ * embedded mode, the archive client beside it in that thread.
+ *
+ * Both are plain JavaScript doing a lot per request: dynalite parses condition expressions
+ * and validates and encodes every item, and the AWS SDK runs its middleware stack and signs
+ * every call. A write-behind round of conditional puts kept the event loop busy for 50 to
+ * 300 ms at a time, and every live update, snapshot and ingest acknowledgement waited
+ * behind it. In their own thread that work uses the other core; the main thread only
+ * passes buckets to it and back (structured clones of a few hundred bytes each).
+ */
+
+export interface DynaliteOptions {
+  /** Directory of its LevelDB store (`DATA_DIR/dynalite`); in memory when unset. */
+  dir?: string
+  /** Loopback port; 0 (default) picks a free one. */
+  port?: number
+}
+
+/** A running dynalite: its endpoint for the DynamoDB client, and how to stop it. */
+export interface DynaliteServer {
+  endpoint: string
+  port: number
+  close: () => Promise<void>
+}
+
+/** What the thread needs to host the archive: the table it keeps and the client's region. */
+export interface HostedArchiveOptions {
+  tableName: string
+  region: string
+}
+
+/** The thread's entry: plain JavaScript, so it loads the same from the sources and from dist/. */
+const THREAD = new URL('./embedded-dynamo-thread.mjs', import.meta.url)
+/** A thread that does not finish its close in this time is stopped. */
+const CLOSE_TIMEOUT_MS = 10_000
+
+type Method = 'put' | 'range' | 'get' | 'ping'
+
+/** Messages to the thread. */
+export type ToThread = { op: 'close' } | { op: 'call', id: number, method: Method, args: unknown[] }
+
+/** An error as it crosses the thread boundary: structured clone keeps only standard names. */
+interface ThreadError { name: string, message: string }
+
+/** Messages from the thread. */
+export type FromThread =
+  | { op: 'listening', port: number }
+  | { op: 'failed', error: string }
+  | { op: 'closed' }
+  | { op: 'result', id: number, value: unknown, stats: ArchiveStats }
+  | { op: 'error', id: number, error: ThreadError, stats: ArchiveStats }
+
+function toThreadError (err: unknown): ThreadError {
+  if (err instanceof Error) return { name: err.name, message: err.message }
+  return { name: 'Error', message: String(err) }
+}
+
+function fromThreadError (error: ThreadError): Error {
+  const err = new Error(error.message)
+  err.name = error.name
+  return err
+}
+
+/** A put's outcome with its errors made cloneable. */
+function outcomeToThread (outcome: PutOutcome): PutOutcome {
+  return {
+    written: outcome.written,
+    superseded: outcome.superseded,
+    rejected: outcome.rejected.map(({ bucket, error }) => ({ bucket, error: toThreadError(error) })),
+    failed: outcome.failed,
+    ...(outcome.failure === undefined ? {} : { failure: toThreadError(outcome.failure) })
+  }
+}
+
+function outcomeFromThread (outcome: PutOutcome): PutOutcome {
+  return {
+    ...outcome,
+    rejected: outcome.rejected.map(({ bucket, error }) => ({ bucket, error: fromThreadError(error as ThreadError) })),
+    ...(outcome.failure === undefined ? {} : { failure: fromThreadError(outcome.failure as ThreadError) })
+  }
+}
+
+interface Thread {
+  worker: Worker
+  port: number
+  close: () => Promise<void>
+}
+
+async function startThread (options: DynaliteOptions, archive?: HostedArchiveOptions): Promise<Thread> {
+  if (options.dir !== undefined) await mkdir(options.dir, { recursive: true })
+  // Fault points are armed in the main thread only (where the tests aim them), never twice.
+  const worker = new Worker(THREAD, { workerData: { options, archive }, env: { ...process.env, PULSE_FAULTS: '' } })
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new Error(`the embedded DynamoDB thread exited (${code}) before it listened`)))
+    worker.once('message', (message: FromThread) => {
+      if (message.op === 'listening') resolve(message.port)
+      else reject(new Error(message.op === 'failed' ? message.error : 'the embedded DynamoDB thread closed before it listened'))
+    })
+  }).catch(async (err: unknown) => {
+    await worker.terminate()
+    throw err
+  })
+  // Past start-up a failure of the thread shows as failed calls: the archive reports
+  // itself degraded and the write-behind retries, as with any unreachable DynamoDB.
+  worker.on('error', () => {})
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    closing ??= (async () => {
+      worker.postMessage({ op: 'close' } satisfies ToThread)
+      const stopAfter = setTimeout(() => { worker.terminate().catch(() => {}) }, CLOSE_TIMEOUT_MS)
+      await exited
+      clearTimeout(stopAfter)
+    })()
+    await closing
+  }
+  return { worker, port, close }
+}
+
+/**
+ * Starts dynalite in a worker thread on loopback only, with table state changes instant
+ * (no CREATING/DELETING delays), so embedded mode needs no AWS and no separate process.
+ */
+export async function startDynalite (options: DynaliteOptions = {}): Promise<DynaliteServer> {
+  const { port, close } = await startThread(options)
+  return { endpoint: `http://127.0.0.1:${port}`, port, close }
+}
+
+/**
+ * The archive of embedded mode: a {@link DynamoArchive} on dynalite, both running in one
+ * worker thread; every call is a message to it. Its contract is the archive's, tested
+ * against the same cases as the in-process one.
+ */
+export class EmbeddedArchive implements Archive {
+  readonly #thread: Thread
+  readonly #calls = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  #nextId = 1
+  #stats: ArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0, superseded: 0, rejected: 0 }
+  #gone: Error | undefined
+
+  private constructor (thread: Thread) {
+    this.#thread = thread
+    thread.worker.on('message', (message: FromThread) => {
+      if (message.op !== 'result' && message.op !== 'error') return
+      this.#stats = message.stats
+      const call = this.#calls.get(message.id)
+      this.#calls.delete(message.id)
+      if (message.op === 'result') call?.resolve(message.value)
+      else call?.reject(fromThreadError(message.error))
+    })
+    thread.worker.once('exit', () => this.#fail(new Error('the embedded DynamoDB thread has stopped')))
+  }
+
+  /** Starts the thread with dynalite storing in `dir` (in memory when unset) and the table in place. */
+  static async start (options: DynaliteOptions & HostedArchiveOptions): Promise<EmbeddedArchive> {
+    const { tableName, region, ...server } = options
+    return new EmbeddedArchive(await startThread(server, { tableName, region }))
+  }
+
+  /** dynalite's endpoint, for tools that read the table directly. */
+  get endpoint (): string {
+    return `http://127.0.0.1:${this.#thread.port}`
+  }
+
+  /** The archive's counters, as of its last answer. */
+  get stats (): Readonly<ArchiveStats> {
+    return this.#stats
+  }
+
+  async put (buckets: Bucket[]): Promise<PutOutcome> {
+    return outcomeFromThread(await this.#call('put', [buckets]) as PutOutcome)
+  }
+
+  async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {
+    return await this.#call('range', [ticker, resolution, from, to, now]) as Bucket[]
+  }
+
+  async get (refs: BucketRef[], now: number): Promise<Bucket[]> {
+    return await this.#call('get', [refs, now]) as Bucket[]
+  }
+
+  async ping (): Promise<void> {
+    await this.#call('ping', [])
+  }
+
+  /** Lets calls in progress answer, then stops the client, dynalite and the thread. */
+  async close (): Promise<void> {
+    await this.#thread.close()
+  }
+
+  async #call (method: Method, args: unknown[]): Promise<unknown> {
+    if (this.#gone !== undefined) throw this.#gone
+    const id = this.#nextId++
+    return await new Promise((resolve, reject) => {
+      this.#calls.set(id, { resolve, reject })
+      this.#thread.worker.postMessage({ op: 'call', id, method, args } satisfies ToThread)
+    })
+  }
+
+  #fail (err: Error): void {
+    this.#gone = err
+    for (const call of this.#calls.values()) call.reject(err)
+    this.#calls.clear()
+  }
+}
+
+/**
+ * The thread's side of {@link EmbeddedArchive}: creates the table on the thread's own
+ * dynalite and answers calls from `port` until the returned close is called.
+ */
+export async function serveArchive (port: MessagePort, endpoint: string, options: HostedArchiveOptions): Promise<() => Promise<void>> {
+  const { client, doc } = createDynamoClients({ region: options.region, endpoint })
+  await ensureTable(client, options.tableName, { local: true })
+  const archive = new DynamoArchive({ client: doc, tableName: options.tableName, ownsClient: true })
+  const inFlight = new Set<Promise<void>>()
+  const answer = async (message: Extract<ToThread, { op: 'call' }>): Promise<void> => {
+    try {
+      let value: unknown
+      if (message.method === 'put') value = outcomeToThread(await archive.put(...message.args as [Bucket[]]))
+      else if (message.method === 'range') value = await archive.range(...message.args as [string, Resolution, number, number, number])
+      else if (message.method === 'get') value = await archive.get(...message.args as [BucketRef[], number])
+      else value = await archive.ping()
+      port.postMessage({ op: 'result', id: message.id, value, stats: archive.stats } satisfies FromThread)
+    } catch (err) {
+      port.postMessage({ op: 'error', id: message.id, error: toThreadError(err), stats: archive.stats } satisfies FromThread)
+    }
+  }
+  const listener = (message: ToThread): void => {
+    if (message.op !== 'call') return
+    const answered = answer(message).finally(() => inFlight.delete(answered))
+    inFlight.add(answered)
+  }
+  port.on('message', listener)
+  return async () => {
+    port.off('message', listener)
+    await Promise.all(inFlight)
+    await archive.close()
+  }
+}
