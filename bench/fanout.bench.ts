@@ -77,6 +77,11 @@ interface Result {
   rssPerConnKb: number
   /** Gateway CPU over the load window, % of one core, all gateways together. */
   cpuPct: number
+  /**
+   * Load-client CPU over the same window, all client processes together: near the cores
+   * the gateways leave free, the client, not the gateway, sets the latency.
+   */
+  clientCpuPct: number
   /** p99 of every round of this row and system, in the order they ran. */
   roundsP99: number[]
 }
@@ -110,11 +115,11 @@ async function rssKb (gateways: ChildProcess[]): Promise<number> {
   return total
 }
 
-/** User + system CPU time of the gateways, clock ticks (1/100 s). */
-async function cpuTicks (gateways: ChildProcess[]): Promise<number> {
+/** User + system CPU time of the processes, clock ticks (1/100 s). */
+async function cpuTicks (processes: ChildProcess[]): Promise<number> {
   let total = 0
-  for (const gateway of gateways) {
-    const stat = await readFile(`/proc/${gateway.pid as number}/stat`, 'utf8')
+  for (const child of processes) {
+    const stat = await readFile(`/proc/${child.pid as number}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     total += Number(fields[11]) + Number(fields[12])
   }
@@ -230,6 +235,7 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
     for (const worker of workers) worker.send({ op: 'record' })
 
     const cpuBefore = await cpuTicks(children)
+    const clientCpuBefore = await cpuTicks(workers)
     const began = Date.now()
     const messages = LOAD_SECONDS * rate
     for (let i = 0; i < messages; i++) {
@@ -238,6 +244,7 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
     }
     await sleep(1500)
     const cpu = await cpuTicks(children) - cpuBefore
+    const clientCpu = await cpuTicks(workers) - clientCpuBefore
     const seconds = (Date.now() - began) / 1000
 
     const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
@@ -263,6 +270,7 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
       expected: messages * clients,
       rssPerConnKb: Math.round(((connected - baseline) / clients) * 10) / 10,
       cpuPct: Math.round(cpu / seconds),
+      clientCpuPct: Math.round(clientCpu / seconds),
       roundsP99: []
     }
   } finally {
@@ -281,7 +289,7 @@ const results: Result[] = []
 function report (r: Result): void {
   results.push(r)
   const rounds = r.roundsP99.length > 1 ? ` (${r.roundsP99.join(', ')})` : ''
-  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99}${rounds} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} |`)
+  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99}${rounds} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} | ${r.clientCpuPct} |`)
 }
 
 /** The round with the median p99 (the lower middle one of an even count), with every round's p99. */
@@ -304,8 +312,8 @@ async function row (clients: number, rate: number, systems: System[], gateways: 
 }
 
 console.log(`\nFan-out of one channel, ~300 B updates, a new bucket per message, ${LOAD_SECONDS} s per phase, ${ROUNDS} round(s) per row (median-p99 round shown, every round's p99 in brackets); Pulse with DEBOUNCE_MS 100 (default)\n`)
-console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) |')
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|')
+console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) | client CPU (% of a core) |')
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
 try {
   for (const { clients, rate } of ROWS) await row(clients, rate, SYSTEMS, 2)
   for (const { clients, rate } of SINGLE_ROWS) await row(clients, rate, SINGLE_SYSTEMS, 1)
