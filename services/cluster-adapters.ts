@@ -1,7 +1,6 @@
 import type { Logger } from 'pino'
-import { createDynamoClients, isLocalEndpoint } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
-import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
+import { tableName } from '../shared/adapters/dynamo/table.js'
 import { createRedisAdapters } from '../shared/adapters/redis/index.js'
 import type { Config } from '../shared/config/config.js'
 import type { PulseAdapters } from './adapters.js'
@@ -14,12 +13,7 @@ import type { PulseAdapters } from './adapters.js'
  */
 export async function createClusterAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
   const redisUrl = config.redisUrl as string
-  const { client, doc } = createDynamoClients({ region: config.awsRegion, endpoint: config.dynamodbEndpoint })
-  const table = tableName(config.env)
-  if (config.dynamodbEndpoint !== undefined) {
-    await ensureTable(client, table, { local: isLocalEndpoint(config.dynamodbEndpoint) })
-  }
-  const archive = new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
+  const archive = await DynamoArchive.open({ region: config.awsRegion, endpoint: config.dynamodbEndpoint, tableName: tableName(config.env) })
   const redis = createRedisAdapters({
     redisUrl,
     cluster: config.redisCluster,

@@ -1,22 +1,13 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { createDynamoClients, isLocalEndpoint } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import { EmbeddedArchive } from '../shared/adapters/dynamo/embedded-dynamo.js'
-import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
+import { tableName } from '../shared/adapters/dynamo/table.js'
 import { JournalQueue } from '../shared/adapters/journal/journal-queue.js'
 import { MemoryBus } from '../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../shared/adapters/memory/memory-hot-state.js'
 import type { Config } from '../shared/config/config.js'
 import type { PulseAdapters } from './adapters.js'
-
-/** The archive of `DYNAMODB_ENDPOINT`, its table created if missing. */
-async function archiveAt (config: Config, endpoint: string): Promise<DynamoArchive> {
-  const { client, doc } = createDynamoClients({ region: config.awsRegion, endpoint })
-  const table = tableName(config.env)
-  await ensureTable(client, table, { local: isLocalEndpoint(endpoint) })
-  return new DynamoArchive({ client: doc, tableName: table, ownsClient: true })
-}
 
 /**
  * Embedded mode: a journal on disk as the queue, hot state and bus in memory, and the
@@ -24,9 +15,10 @@ async function archiveAt (config: Config, endpoint: string): Promise<DynamoArchi
  * its own, unless `DYNAMODB_ENDPOINT` names another endpoint.
  */
 export async function createEmbeddedAdapters (config: Config, log: Logger): Promise<PulseAdapters> {
+  const table = tableName(config.env)
   const archive = config.dynamodbEndpoint === undefined
-    ? await EmbeddedArchive.start({ dir: join(config.dataDir, 'dynalite'), tableName: tableName(config.env), region: config.awsRegion })
-    : await archiveAt(config, config.dynamodbEndpoint)
+    ? await EmbeddedArchive.start({ dir: join(config.dataDir, 'dynalite'), tableName: table, region: config.awsRegion })
+    : await DynamoArchive.open({ region: config.awsRegion, endpoint: config.dynamodbEndpoint, tableName: table })
   const hot = new MemoryHotState({ dedupeWindowMs: config.dedupeWindowMs })
   const bus = new MemoryBus()
   const queue = await JournalQueue.open({

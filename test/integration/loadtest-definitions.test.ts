@@ -52,7 +52,7 @@ t.test('thresholds evaluate like k6, and a metric without samples fails', async 
   t.throws(() => parseThreshold('lat', 'p95<100'))
 })
 
-t.test('a run keeps one metric per name, looked up per event without making another; a name keeps its kind', async (t) => {
+t.test('a run keeps one metric per name, the same one on every lookup; a name keeps its kind', async (t) => {
   const metrics = new Metrics()
   const latency = metrics.trend('lat')
   latency.add(5)

@@ -4,13 +4,12 @@ import {
   BatchGetCommand, PutCommand, QueryCommand
 } from '@aws-sdk/lib-dynamodb'
 import pLimit from 'p-limit'
-import type { Config } from '../../config/config.js'
 import { faultPoint } from '../../fault-points.js'
 import type { Archive, PutOutcome } from '../../ports/index.js'
 import { type Bucket, type BucketRef, type Resolution, bucketId, seriesKey, toIsoSecond } from '../../timeseries/index.js'
 import { bucketKey, bucketToItem, itemToBucket } from './bucket-item.js'
 import { createDynamoClients, isLocalEndpoint } from './client.js'
-import { tableName } from './table.js'
+import { ensureTable } from './table.js'
 
 /** BatchGetItem takes at most 100 keys. */
 const GET_CHUNK = 100
@@ -143,15 +142,20 @@ export class DynamoArchive implements Archive {
     this.#ownsClient = options.ownsClient ?? false
   }
 
-  /** An archive on the table of `config.env`, with its own client (dummy credentials for emulators). */
-  static fromConfig (config: Pick<Config, 'awsRegion' | 'dynamodbEndpoint' | 'env'>): DynamoArchive {
-    const { doc } = createDynamoClients({ region: config.awsRegion, endpoint: config.dynamodbEndpoint })
-    return new DynamoArchive({ client: doc, tableName: tableName(config.env), ownsClient: true })
-  }
-
-  /** Whether `config` points at an emulator rather than AWS. */
-  static isLocal (config: Pick<Config, 'dynamodbEndpoint'>): boolean {
-    return isLocalEndpoint(config.dynamodbEndpoint)
+  /**
+   * An archive with its own client (dummy credentials for emulators) on `tableName`. With an
+   * endpoint (dynalite, DynamoDB Local) a missing table is created first; on real DynamoDB
+   * the table comes from `npm run table:create`.
+   */
+  static async open (options: { region: string, endpoint?: string | undefined, tableName: string, writeConcurrency?: number }): Promise<DynamoArchive> {
+    const { client, doc } = createDynamoClients({ region: options.region, endpoint: options.endpoint })
+    if (options.endpoint !== undefined) await ensureTable(client, options.tableName, { local: isLocalEndpoint(options.endpoint) })
+    return new DynamoArchive({
+      client: doc,
+      tableName: options.tableName,
+      ownsClient: true,
+      ...(options.writeConcurrency === undefined ? {} : { writeConcurrency: options.writeConcurrency })
+    })
   }
 
   get tableName (): string {

@@ -2,9 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { type MessagePort, Worker } from 'node:worker_threads'
 import type { Archive, PutOutcome } from '../../ports/index.js'
 import type { Bucket, BucketRef, Resolution } from '../../timeseries/index.js'
-import { createDynamoClients } from './client.js'
 import { type ArchiveStats, DynamoArchive } from './dynamo-archive.js'
-import { ensureTable } from './table.js'
 
 /*
  * The embedded DynamoDB: dynalite on loopback in a worker thread of its own, and, for
@@ -227,9 +225,7 @@ export class EmbeddedArchive implements Archive {
  * dynalite and answers calls from `port` until the returned close is called.
  */
 export async function serveArchive (port: MessagePort, endpoint: string, options: HostedArchiveOptions): Promise<() => Promise<void>> {
-  const { client, doc } = createDynamoClients({ region: options.region, endpoint })
-  await ensureTable(client, options.tableName, { local: true })
-  const archive = new DynamoArchive({ client: doc, tableName: options.tableName, ownsClient: true, writeConcurrency: EMBEDDED_WRITE_CONCURRENCY })
+  const archive = await DynamoArchive.open({ ...options, endpoint, writeConcurrency: EMBEDDED_WRITE_CONCURRENCY })
   const inFlight = new Set<Promise<void>>()
   const answer = async (message: Extract<ToThread, { op: 'call' }>): Promise<void> => {
     try {
