@@ -2,6 +2,11 @@
 
 # Build: dev dependencies compile the server (tsc) and bundle the dashboard (esbuild),
 # then are pruned so only production dependencies are copied on.
+#
+# Gateway engines: the image carries GATEWAY_ENGINE=fastify (the default) only. The
+# optional uWebSockets.js package (GATEWAY_ENGINE=uws) ships native binaries for Node 16,
+# 18 and 20, none for this image's Node 24, so it is pruned too; a container started with
+# GATEWAY_ENGINE=uws stops at start saying the package is not installed.
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -11,7 +16,7 @@ COPY shared shared
 COPY services services
 COPY scripts scripts
 COPY web web
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build && npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 FROM node:24-slim
 ENV NODE_ENV=production \

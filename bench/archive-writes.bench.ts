@@ -3,10 +3,9 @@ import { createDynamoClients } from '../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import { startDynalite } from '../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../shared/adapters/dynamo/table.js'
-import { MemoryBus } from '../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../shared/adapters/memory/memory-hot-state.js'
 import { DEFAULT_TICKERS } from '../shared/config/config.js'
-import { type ScoredItem, labelFor } from '../shared/timeseries/index.js'
+import { type ScoredItem, labelFor } from '../shared/timeseries/bucket.js'
 import { foldBatch } from '../services/aggregator/fold-batch.js'
 import { WriteBehind } from '../services/aggregator/write-behind.js'
 
@@ -44,7 +43,7 @@ async function measure (tickers: readonly string[], flushIntervalMs: number, sec
     await ensureTable(client, name, { local: true })
     const archive = new DynamoArchive({ client: doc, tableName: name })
     const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
-    const deps = { hot, archive, bus: new MemoryBus(), now: Date.now }
+    const deps = { hot, archive, now: Date.now }
     const writeBehind = new WriteBehind({ hot, archive, log: silent, flushIntervalMs })
     writeBehind.start()
     const began = Date.now()

@@ -1,16 +1,18 @@
 /**
  * Bytes of Redis memory per remembered item: folds items of one ticker through
  * RedisHotState into a redis-server this script starts on a free port, then reads
- * `MEMORY USAGE` of the dedupe slice. The README's sizing rule uses this figure.
+ * `MEMORY USAGE` of the dedupe slice. The sizing rule in docs/architecture.md ("Dedupe memory") uses this figure.
  * Run: `npx tsx bench/dedupe-memory.bench.ts`.
  */
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { RedisHotState } from '../shared/adapters/redis/redis-hot-state.js'
 import { RedisKeys } from '../shared/adapters/redis/keys.js'
-import { dedupeSlices, labelFor, type ScoredItem } from '../shared/timeseries/index.js'
+import { labelFor, type ScoredItem } from '../shared/timeseries/bucket.js'
+import { dedupeSlices } from '../shared/timeseries/dedupe.js'
 import { startRedisServer } from '../test/helpers/redis-server.js'
 import { printTable } from './table.js'
+import { foldWithTerm } from '../test/helpers/fold-with-term.js'
 
 const SIZES = [10_000, 100_000, 300_000]
 const BATCH = 1000
@@ -35,7 +37,7 @@ try {
     for (let from = 0; from < size; from += BATCH) {
       const batch = batchOf(from, Math.min(BATCH, size - from), now)
       for (;;) {
-        const outcome = await hot.fold('AAPL', batch, { now })
+        const outcome = await foldWithTerm(hot, 'AAPL', batch, { now })
         if (outcome.kind === 'applied') break
         await hot.seed(outcome.refs, [])
       }

@@ -1,8 +1,7 @@
-import { MemoryArchive } from '../shared/adapters/memory/memory-archive.js'
-import { MemoryBus } from '../shared/adapters/memory/memory-bus.js'
+import { MemoryArchive } from '../test/helpers/memory-archive.js'
 import { MemoryHotState } from '../shared/adapters/memory/memory-hot-state.js'
 import { DEFAULT_TICKERS } from '../shared/config/config.js'
-import { labelFor, type ScoredItem } from '../shared/timeseries/index.js'
+import { labelFor, type ScoredItem } from '../shared/timeseries/bucket.js'
 import { foldBatch } from '../services/aggregator/fold-batch.js'
 import { printTable } from './table.js'
 
@@ -19,7 +18,7 @@ export async function main (): Promise<void> {
   for (const batchSize of [1, 100, 1000]) {
     for (const tickers of [['AAPL'], DEFAULT_TICKERS]) {
       const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
-      const deps = { hot, archive: new MemoryArchive(), bus: new MemoryBus(), now: Date.now }
+      const deps = { hot, archive: new MemoryArchive(), now: Date.now }
       const total = batchSize === 1 ? 50_000 : 300_000
       const now = Date.now()
       // Warm-up: loads every bucket once, as a running worker would have.

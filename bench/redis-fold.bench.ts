@@ -1,15 +1,14 @@
 /**
  * Items/s folded by one aggregator worker into Redis with 8-way fan-out: `foldBatch` with
- * RedisHotState and RedisBus (every changed bucket published) against a redis-server this
+ * RedisHotState (the fold script publishes every changed bucket) against a redis-server this
  * script starts on a free port. Run: `npx tsx bench/redis-fold.bench.ts`.
  */
 import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { MemoryArchive } from '../shared/adapters/memory/memory-archive.js'
-import { RedisBus } from '../shared/adapters/redis/redis-bus.js'
+import { MemoryArchive } from '../test/helpers/memory-archive.js'
 import { RedisHotState } from '../shared/adapters/redis/redis-hot-state.js'
 import { DEFAULT_TICKERS } from '../shared/config/config.js'
-import { type ScoredItem, labelFor } from '../shared/timeseries/index.js'
+import { type ScoredItem, labelFor } from '../shared/timeseries/bucket.js'
 import { foldBatch } from '../services/aggregator/fold-batch.js'
 import { startRedisServer } from '../test/helpers/redis-server.js'
 
@@ -53,8 +52,7 @@ interface Row {
 async function run (url: string, batchSize: number, concurrency: number): Promise<Row> {
   const env = `bench${randomUUID().slice(0, 8)}`
   const hot = new RedisHotState({ connection: url, env, dedupeWindowMs: 86_400_000 })
-  const bus = new RedisBus({ url, env })
-  const deps = { hot, bus, archive: new MemoryArchive(), now: Date.now }
+  const deps = { hot, archive: new MemoryArchive(), now: Date.now }
   try {
     // Warm up: load every bucket the stream touches, as a running worker would have.
     await foldBatch(deps, { id: 'warm', acceptedAt: Date.now(), items: batchOf(5000, Date.now()) })
@@ -76,7 +74,6 @@ async function run (url: string, batchSize: number, concurrency: number): Promis
     const items = jobs * batchSize
     return { itemsPerSecond: items / seconds, msPerJob: (seconds * 1000 * concurrency) / jobs, serverCeiling: items / serverSeconds }
   } finally {
-    await bus.close()
     await hot.close()
   }
 }

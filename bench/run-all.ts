@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
  * `npm run bench`: every benchmark in its own process, one after another, so none warms or
  * slows another. Each prints its own table; `BENCH=fold,history` picks some.
  */
-const BENCHES = ['fold', 'redis-fold', 'archive-writes', 'history', 'publish-latency', 'fanout', 'gateway-churn', 'cluster-ingest']
+const BENCHES = ['fold', 'update-encoding', 'redis-fold', 'archive-writes', 'history', 'publish-latency', 'fanout', 'gateway-churn', 'cluster-ingest']
 const chosen = process.env.BENCH === undefined ? BENCHES : process.env.BENCH.split(',')
 const root = fileURLToPath(new URL('..', import.meta.url))
 let failed = 0

@@ -14,7 +14,9 @@ await mkdir(luaOut, { recursive: true })
 const scripts = (await readdir(lua)).filter((name) => name.endsWith('.lua'))
 await Promise.all(scripts.map((name) => copyFile(new URL(name, lua), new URL(name, luaOut))))
 
-const thread = 'shared/adapters/dynamo/embedded-dynamo-thread.mjs'
-await mkdir(new URL('shared/adapters/dynamo/', out), { recursive: true })
-await copyFile(new URL(thread, root), new URL(thread, out))
-console.log(`copied ${scripts.length} Lua scripts and the embedded DynamoDB thread to ${out.pathname}`)
+// The embedded DynamoDB's thread and the dynalite fix it imports.
+const dynamo = 'shared/adapters/dynamo/'
+await mkdir(new URL(dynamo, out), { recursive: true })
+const modules = (await readdir(new URL(dynamo, root))).filter((name) => name.endsWith('.mjs'))
+await Promise.all(modules.map((name) => copyFile(new URL(dynamo + name, root), new URL(dynamo + name, out))))
+console.log(`copied ${scripts.length} Lua scripts and ${modules.join(', ')} to ${out.pathname}`)

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { QueueCounts } from '../shared/ports/index.js'
+import type { QueueCounts } from '../shared/ports/ingest-queue.js'
 
 /** A streaming transport, the `transport` label. */
 export type Transport = 'ws' | 'sse'
@@ -20,11 +20,15 @@ export interface MetricSources {
   /** Connections and subscriptions per transport (`ChannelHub.stats().transports`). */
   streams?: () => Partial<Record<Transport, { connections: number, subscriptions: number }>>
   /** `DynamoArchive.stats`. */
-  archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number, superseded: number, rejected: number }
+  archive?: () => { writes: number, writeCalls: number, retries: number, failedPuts: number, superseded: number, rejected: number, expired?: number }
   /** Pings the archive (DynamoDB); its outage degrades a process without making it unready. */
   archivePing?: () => Promise<void>
   /** Item fingerprints in the dedupe window (`HotState.dedupeEntries`). */
   dedupe?: () => Promise<number>
+  /** `JournalQueue.stats` (embedded mode). */
+  journal?: () => { segments: number, bytes: number, checkpointSeq: number }
+  /** Admission control: the ingest backlog read afresh, and whether ingest admits batches. */
+  admission?: () => Promise<{ admitting: boolean, backlog: { items: number, bytes: number }, limits: { maxItems: number, maxBytes: number } }>
   /** `WriteBehind.stats`. */
   writeBehind?: () => { bucketsWritten: number, bucketsParked: number, flushes: number, failedRounds: number, backlog: number }
 }
@@ -34,6 +38,8 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10]
 const FOLD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 /** A scrape must not hang on a stalled queue backend: the last counts stay until it answers. */
 const QUEUE_COUNTS_TIMEOUT_MS = 1000
+/** How long one backlog reading serves the admission gauges (the three of one scrape). */
+const ADMISSION_READ_REUSE_MS = 500
 /** Likewise for the archive ping behind `pulse_archive_up`. */
 const ARCHIVE_PING_TIMEOUT_MS = 1000
 
@@ -61,7 +67,7 @@ function mirror<T extends string> (counter: Counter<T>, value: number, labels?: 
  * Every metric of a Pulse process, defined once, on a registry of its own (so several
  * Pulses in one test process do not collide). Counters the code increments are fields;
  * the rest is read from {@link MetricSources} on each scrape. The names and meanings are
- * listed in the README ("Metrics").
+ * listed in docs/operations.md ("Metrics").
  */
 export class PulseMetrics {
   readonly registry = new Registry()
@@ -71,7 +77,7 @@ export class PulseMetrics {
 
   readonly itemsAccepted = new Counter({ name: 'pulse_items_accepted_total', help: 'Items accepted by POST /api/v2/items (202), duplicates included', registers: [this.registry] })
   readonly itemsRejected = new Counter({ name: 'pulse_items_rejected_total', help: 'Items in rejected ingest requests, by error code (an unreadable body counts as one)', labelNames: ['code'] as const, registers: [this.registry] })
-  readonly foldDuration = new Histogram({ name: 'pulse_fold_duration_seconds', help: 'Time to fold one ingest batch into the hot state and publish it', buckets: FOLD_BUCKETS, registers: [this.registry] })
+  readonly foldDuration = new Histogram({ name: 'pulse_fold_duration_seconds', help: 'Time to fold one ingest batch into the hot state (each fold publishes its changes)', buckets: FOLD_BUCKETS, registers: [this.registry] })
   readonly foldedItems = new Counter({ name: 'pulse_folded_items_total', help: 'Items folded by this worker (duplicates included)', registers: [this.registry] })
   readonly latency = new Histogram({ name: 'pulse_event_latency_seconds', help: 'End-to-end latency: item accepted by a gateway to its bucket event written to a client socket', labelNames: ['transport'] as const, buckets: LATENCY_BUCKETS, registers: [this.registry] })
   readonly eventsSent = new Counter({ name: 'pulse_events_sent_total', help: 'Events written to client sockets (bucket events and heartbeats)', labelNames: ['transport'] as const, registers: [this.registry] })
@@ -99,9 +105,52 @@ export class PulseMetrics {
         for (const state of ['waiting', 'active', 'failed'] as const) this.set({ state }, counts[state])
       }
     }))
+    type AdmissionReading = Awaited<ReturnType<NonNullable<MetricSources['admission']>>> | undefined
+    let admissionRead: { at: number, reading: Promise<AdmissionReading> } | undefined
+    // One read serves the three admission gauges of a scrape.
+    const readAdmission = async (): Promise<AdmissionReading> => {
+      if (sources.admission === undefined) return undefined
+      if (admissionRead === undefined || Date.now() - admissionRead.at > ADMISSION_READ_REUSE_MS) {
+        admissionRead = { at: Date.now(), reading: within(sources.admission(), QUEUE_COUNTS_TIMEOUT_MS).catch(() => undefined) }
+      }
+      return await admissionRead.reading
+    }
+    this.#scraped.push(new Gauge({
+      name: 'pulse_ingest_backlog',
+      help: 'Accepted ingest items not yet folded, over every gateway of the queue, by unit (items, bytes of queued batches)',
+      labelNames: ['unit'] as const,
+      registers,
+      async collect () {
+        const state = await readAdmission()
+        if (state === undefined) return
+        this.set({ unit: 'items' }, state.backlog.items)
+        this.set({ unit: 'bytes' }, state.backlog.bytes)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_ingest_backlog_limit',
+      help: 'The backlog past which ingest answers 503 PULSE_ERR_BACKLOG_FULL (INGEST_BACKLOG_MAX_ITEMS, INGEST_BACKLOG_MAX_MB), by unit',
+      labelNames: ['unit'] as const,
+      registers,
+      async collect () {
+        const state = await readAdmission()
+        if (state === undefined) return
+        this.set({ unit: 'items' }, state.limits.maxItems)
+        this.set({ unit: 'bytes' }, state.limits.maxBytes)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_ingest_admitting',
+      help: 'Whether ingest admits batches: 1 yes, 0 refusing with 503 PULSE_ERR_BACKLOG_FULL because the backlog is past its limit',
+      registers,
+      async collect () {
+        const state = await readAdmission()
+        if (state !== undefined) this.set(state.admitting ? 1 : 0)
+      }
+    }))
     this.#scraped.push(new Gauge({
       name: 'pulse_dedupe_entries',
-      help: 'Item fingerprints the hot state keeps for dedupe (all dedupe slices); memory is this times the bytes per entry in the README',
+      help: 'Item fingerprints the hot state keeps for dedupe (all dedupe slices); memory is this times the bytes per entry in docs/architecture.md',
       registers,
       async collect () {
         if (sources.dedupe === undefined) return
@@ -171,9 +220,28 @@ export class PulseMetrics {
     this.#mirrored('pulse_dynamodb_failed_puts_total', 'Archive writes that stopped because DynamoDB did not answer (the buckets stay dirty)', () => sources.archive?.().failedPuts)
     this.#mirrored('pulse_dynamodb_superseded_writes_total', 'Bucket writes refused because the table already held that rev or a newer one (another flusher was first)', () => sources.archive?.().superseded)
     this.#mirrored('pulse_dynamodb_rejected_writes_total', 'Bucket writes DynamoDB refused for the item itself (e.g. over the item size limit)', () => sources.archive?.().rejected)
+    this.#mirrored('pulse_archive_expired_rows_total', 'Rows the embedded archive deleted because their ttl had passed (dynalite has no TTL of its own)', () => sources.archive?.().expired)
     this.#mirrored('pulse_write_behind_parked_total', 'Times a bucket the archive refused was parked to be retried later, so the others keep flowing', () => sources.writeBehind?.().bucketsParked)
     this.#mirrored('pulse_write_behind_flushes_total', 'Write-behind flushes', () => sources.writeBehind?.().flushes)
     this.#mirrored('pulse_write_behind_failed_flushes_total', 'Write-behind flushes that stopped on an error', () => sources.writeBehind?.().failedRounds)
+    this.#scraped.push(new Gauge({
+      name: 'pulse_journal_bytes',
+      help: 'Bytes of the embedded journal on disk: batches not yet durable in the archive, and the open segment',
+      registers,
+      collect () {
+        const stats = sources.journal?.()
+        if (stats !== undefined) this.set(stats.bytes)
+      }
+    }))
+    this.#scraped.push(new Gauge({
+      name: 'pulse_journal_segments',
+      help: 'Segment files of the embedded journal on disk',
+      registers,
+      collect () {
+        const stats = sources.journal?.()
+        if (stats !== undefined) this.set(stats.segments)
+      }
+    }))
     this.#scraped.push(new Gauge({
       name: 'pulse_write_behind_backlog',
       help: 'Dirty buckets not yet written to DynamoDB after the last flush',

@@ -1,4 +1,5 @@
 import type { PulseAdapters } from './adapters.js'
+import { admission, type AdmissionLimits } from './gateway/admission.js'
 import type { ReadinessReport } from './gateway/context.js'
 import type { DrainState } from './gateway/plugins/drain.js'
 
@@ -14,7 +15,7 @@ export const ARCHIVE_DEGRADED = 'degraded'
  * recent history and write-behind keeps buckets dirty until the archive is back), so it is
  * reported as {@link ARCHIVE_DEGRADED} instead.
  */
-const ADVISORY_CHECKS = new Set(['archive'])
+const ADVISORY_CHECKS = new Set(['archive', 'ingest'])
 
 /** Resolves `ok` when `check` settles in time, else the reason it did not. */
 export async function answer (check: Promise<unknown>, ms: number): Promise<'ok' | string> {
@@ -37,12 +38,19 @@ export function isReady (report: ReadinessReport): boolean {
 /**
  * Checks hot state, queue, archive and bus in parallel, each with a timeout; while the
  * process drains it also reports `process: shutting down`, so load balancers stop routing.
+ *
+ * With `limits`, a backlog past them is reported as `ingest: backlog full: …` (ingest
+ * answers 503 meanwhile). It is advisory like the archive: the backlog is shared by every
+ * gateway of the queue, so failing readiness for it would take them all out of the load
+ * balancer at once, streams and history with them, while only ingest needs to wait.
  */
-export function readinessCheck (adapters: PulseAdapters, drain: DrainState, timeoutMs = READINESS_TIMEOUT_MS): () => Promise<ReadinessReport> {
+export function readinessCheck (adapters: PulseAdapters, drain: DrainState, timeoutMs = READINESS_TIMEOUT_MS, limits?: AdmissionLimits): () => Promise<ReadinessReport> {
   const { hot, queue, archive, bus } = adapters
   return async () => {
-    const [h, q, a, b] = await Promise.all([hot.ping(), queue.ping(), archive.ping(), bus.ping()].map(async (p) => await answer(p, timeoutMs)))
+    const [h, q, a, b] = await Promise.all([hot.ping(), queue.ping(), archive.ping(), bus.ping(), queue.refreshBacklog()].map(async (p) => await answer(p, timeoutMs)))
     const report: ReadinessReport = { hot_state: h as string, queue: q as string, archive: a === 'ok' ? 'ok' : ARCHIVE_DEGRADED, bus: b as string }
+    const admitted = limits === undefined ? undefined : admission(queue, limits)
+    if (admitted?.reason !== undefined) report.ingest = admitted.reason
     if (drain.draining) report.process = 'shutting down'
     return report
   }

@@ -5,12 +5,16 @@ import fp from 'fastify-plugin'
 import pino, { type Logger } from 'pino'
 import { DynamoArchive } from '../shared/adapters/dynamo/dynamo-archive.js'
 import { EmbeddedArchive } from '../shared/adapters/dynamo/embedded-dynamo.js'
+import { JournalQueue } from '../shared/adapters/journal/journal-queue.js'
 import type { Config } from '../shared/config/config.js'
+import { applyRetentionScale } from '../shared/timeseries/resolutions.js'
+import type { TickerCatalogue } from '../shared/timeseries/ticker-catalogue.js'
 import { type PulseAdapters, createAdapters } from './adapters.js'
 import { type Aggregator, startAggregator } from './aggregator/aggregator.js'
 import { type DemoFeed, startDemoFeed } from './aggregator/demo-feed.js'
+import { admission } from './gateway/admission.js'
 import { buildApp, type BuildAppOptions } from './gateway/app.js'
-import { SecretSet } from './gateway/plugins/auth.js'
+import { ProducerKeys } from './gateway/access/producers.js'
 import drainPlugin, { type DrainState } from './gateway/plugins/drain.js'
 import metricsPlugin from './gateway/plugins/metrics.js'
 import { SeriesCache } from './gateway/series-cache.js'
@@ -19,8 +23,13 @@ import { PulseMetrics } from './metrics.js'
 import { buildOpsServer } from './ops-server.js'
 import { readinessCheck } from './readiness.js'
 
-/** How long a cluster gateway keeps answering (503, readiness failing) before it closes, so load balancers notice. */
-export const CLUSTER_DRAIN_MS = 5000
+/**
+ * How long a cluster gateway drains by default (`DRAIN_MS`): readiness fails and new
+ * requests get 503 while open streams keep flowing, long enough for a load balancer's
+ * health check to take the gateway out (an ALB checks every 5–30 s with a threshold of
+ * 2; Fly every few seconds) before the streams are closed and their clients reconnect.
+ */
+export const CLUSTER_DRAIN_MS = 10_000
 /** Time the rest of a shutdown may take after the drain: the in-hand batch, the last flush, connections. */
 export const SHUTDOWN_BUDGET_MS = 20_000
 
@@ -31,7 +40,7 @@ export interface StartOptions {
   plugins?: BuildAppOptions['plugins']
   /** Listen (default) or only build the app (for `inject`). */
   listen?: boolean
-  /** Drain period of a gateway on close; default {@link CLUSTER_DRAIN_MS} in cluster mode, 0 embedded. */
+  /** Drain period of a gateway on close; default `DRAIN_MS`, else {@link CLUSTER_DRAIN_MS} in cluster mode, 0 embedded. */
   drainMs?: number
 }
 
@@ -67,6 +76,7 @@ function observeAdapters (metrics: PulseMetrics, adapters: PulseAdapters): void 
   const { queue, hot, bus, archive } = adapters
   metrics.attach({ queue, archivePing: async () => await archive.ping() })
   if (archive instanceof DynamoArchive || archive instanceof EmbeddedArchive) metrics.attach({ archive: () => archive.stats })
+  if (queue instanceof JournalQueue) metrics.attach({ journal: () => queue.stats })
   for (const [name, adapter] of [['hot', hot], ['bus', bus]] as const) {
     if (!reportsReconnects(adapter)) continue
     const label = (connection?: string): string => connection === undefined ? name : `${name}-${connection}`
@@ -80,24 +90,48 @@ function withOptions<T extends FastifyPluginOptions> (plugin: FastifyPluginAsync
   return fp(async (app) => { await app.register(plugin, options) })
 }
 
+/**
+ * `TICKERS` seeds only an empty registry: when the registry holds another set (an earlier
+ * start, the admin API), says so, so an operator who edited `TICKERS` knows why nothing changed.
+ */
+function reportTickerSeed (config: Config, catalogue: TickerCatalogue, log: Logger): void {
+  const active = new Set(catalogue.active)
+  const notApplied = config.tickers.filter((ticker) => !active.has(ticker))
+  const notListed = catalogue.active.filter((ticker) => !config.tickers.includes(ticker))
+  if (notApplied.length === 0 && notListed.length === 0) return
+  log.info({ active: catalogue.active.length, retired: catalogue.all.length - catalogue.active.length, notApplied: notApplied.slice(0, 20), notListed: notListed.slice(0, 20) },
+    'the ticker registry was seeded before: TICKERS is not applied again; add and retire tickers with the admin API')
+}
+
 /** Starts the roles of `config`: gateway, aggregator (worker), or both. */
 export async function startPulse (config: Config, options: StartOptions = {}): Promise<Pulse> {
   const log = options.logger ?? pino({ level: config.logLevel })
   const now = options.now ?? Date.now
+  applyRetentionScale(config.retentionScale)
+  if (config.retentionScale > 1) log.warn({ retentionScale: config.retentionScale }, 'retention divided by PULSE_TEST_RETENTION_SCALE: for tests only')
   const adapters = await createAdapters(config, log)
-  const { queue, hot, archive, bus } = adapters
+  const { queue, hot, archive, bus, tickers } = adapters
+  reportTickerSeed(config, tickers.current(), log)
   const metrics = new PulseMetrics({ role: config.role, mode: adapters.mode })
   observeAdapters(metrics, adapters)
   const drain: DrainState = { draining: false }
   const drainMs = options.drainMs ?? config.drainMs ?? (adapters.mode === 'cluster' && config.role !== 'worker' ? CLUSTER_DRAIN_MS : 0)
-  const readiness = readinessCheck(adapters, drain)
+  const limits = { maxItems: config.ingestBacklogMaxItems, maxBytes: config.ingestBacklogMaxBytes }
+  const readiness = readinessCheck(adapters, drain, undefined, limits)
+  metrics.attach({
+    admission: async () => {
+      await queue.refreshBacklog()
+      return { ...admission(queue, limits), limits }
+    }
+  })
 
-  let ingestKeys = config.ingestApiKeys
-  if (ingestKeys.length === 0) {
+  let producers = config.ingestProducers
+  if (producers.length === 0) {
     if (adapters.mode === 'cluster' && config.role !== 'worker') throw new Error('INGEST_API_KEY: required in cluster mode')
-    ingestKeys = [randomBytes(24).toString('base64url')]
-    if (config.role !== 'worker') log.info(`INGEST_API_KEY was not set; this run accepts: ${ingestKeys[0] as string}`)
+    producers = [{ name: 'generated', key: randomBytes(24).toString('base64url'), tickers: undefined, batchesPerMinute: undefined }]
+    if (config.role !== 'worker') log.info(`INGEST_API_KEY was not set; this run accepts: ${producers[0]?.key ?? ''}`)
   }
+  const ingestKeys = producers.map((p) => p.key)
 
   let aggregator: Aggregator | undefined
   let demo: DemoFeed | undefined
@@ -110,14 +144,15 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
       }
     })
     const writeBehind = aggregator.writeBehind
-    metrics.attach({ writeBehind: () => writeBehind.stats, dedupe: async () => await adapters.hot.dedupeEntries(config.tickers, now()) })
+    metrics.attach({ writeBehind: () => writeBehind.stats, dedupe: async () => await adapters.hot.dedupeEntries(tickers.current().readable(now()), now()) })
   }
   if (config.demoFeed && config.role !== 'worker') {
     demo = startDemoFeed({
       queue,
       hot,
       archive,
-      tickers: config.tickers,
+      tickers: tickers.current().active,
+      liveTickers: () => tickers.current().active,
       now,
       onError: (err) => log.warn({ err }, 'demo feed failed'),
       onBackfilled: (report) => log.info(report, report.filled > 0 ? 'demo history queued for tickers without history' : 'demo history not needed: the store has history')
@@ -147,7 +182,7 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
         log.warn({ series, problem }, 'dropped an invalid bus message')
       }
     })
-    const gatewayApp = app = await buildApp({ config, queue, hot, archive, bus, cache, ingestKeys: new SecretSet(ingestKeys), now, readiness, metrics }, {
+    const gatewayApp = app = await buildApp({ config, queue, hot, archive, bus, tickers, cache, ingestKeys: new ProducerKeys(producers), now, readiness, metrics }, {
       logger: options.logger,
       plugins: [
         withOptions(metricsPlugin, { metrics, token: config.metricsToken }),
@@ -177,15 +212,17 @@ export async function startPulse (config: Config, options: StartOptions = {}): P
   let closed: Promise<void> | undefined
   const close = async (): Promise<void> => {
     closed ??= (async () => {
+      // New requests (new streams included) get 503 and readiness fails from here on.
       drain.draining = true
       demo?.stop()
       if (app !== undefined) {
-        // Stream clients reconnect at once; with a load balancer they land on another gateway.
-        if (app.hasDecorator('streaming')) app.streaming.shutdown()
         if (drainMs > 0 && url !== undefined) {
-          log.info({ drainMs }, 'draining: readiness fails and new requests get 503 until the gateway closes')
+          log.info({ drainMs }, 'draining: readiness fails and new requests get 503; open streams keep flowing until the load balancer has noticed')
           await sleep(drainMs)
         }
+        // Only now are streams closed: their clients reconnect, and the load balancer, which
+        // has seen readiness fail, sends them to another gateway.
+        if (app.hasDecorator('streaming')) app.streaming.shutdown()
         await edge?.close()
         await app.close()
       }

@@ -4,9 +4,12 @@
 //
 //   k6 run -e BASE_URL=https://pulse.example.com -e VUS=100 -e DURATION=2m \
 //          -e INGEST_API_KEY=... -e PROFILE=seed load-tests/k6/dashboard-ws.js
+//
+// Needs k6 >= 1.6 (k6/websockets; setTimeout and setInterval are globals). For an older k6,
+// `npx tsx load-tests/k6-compat.ts --k6 <version>` writes bundles to load-tests/k6-compat/.
 import { check, sleep } from 'k6'
 import { Counter, Trend } from 'k6/metrics'
-import { WebSocket, setInterval, clearInterval, setTimeout } from './lib/k6-modules.js'
+import { WebSocket } from 'k6/websockets'
 import { settings } from './lib/settings.js'
 import { INGEST_METRICS, ingestScenario, ms, postLiveBatch } from './lib/ingest.js'
 import { thresholdsFor, userSubscription } from '../shared/plan.js'

@@ -1,5 +1,5 @@
 // Legacy clients on Server-Sent Events (SPEC §4). Needs a k6 with the xk6-sse extension
-// (see the README: `xk6 build --with github.com/phymbert/xk6-sse`).
+// (see docs/testing.md: `xk6 build --with github.com/phymbert/xk6-sse`).
 //
 //   ./k6 run -e BASE_URL=https://pulse.example.com -e VUS=20 -e DURATION=2m \
 //            -e INGEST_API_KEY=... load-tests/k6/sse-legacy.js

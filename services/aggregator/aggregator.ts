@@ -19,8 +19,8 @@ export interface Aggregator {
 }
 
 /**
- * The worker role: folds queued batches into the hot state and publishes the changes,
- * writes changed buckets behind to the archive, and finalizes ended buckets every minute
+ * The worker role: folds queued batches into the hot state (each fold publishes its
+ * changes), writes changed buckets behind to the archive, and finalizes ended buckets every minute
  * (once cluster-wide where the adapters can schedule that).
  */
 export async function startAggregator (adapters: PulseAdapters, config: Config, log: Logger, now: () => number = Date.now, hooks: AggregatorHooks = {}): Promise<Aggregator> {
@@ -31,11 +31,12 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     archive,
     log: log.child({ part: 'write-behind' }),
     flushIntervalMs: config.flushIntervalMs,
-    // The embedded journal is checkpointed only after a flush leaves nothing dirty, so
-    // embedded mode writes every change each interval (its archive is a local dynalite).
+    // The embedded journal's checkpoint follows the oldest change not yet in the archive, so
+    // embedded mode writes every change each interval (its archive is a local dynalite):
+    // the checkpoint then trails ingest by about one interval.
     ...(afterFlush === undefined ? {} : { onFlushed: async () => await afterFlush(), cadenceMs: {} })
   })
-  const finalizer = new Finalizer({ hot, bus, tickers: config.tickers, log: log.child({ part: 'finalizer' }), now })
+  const finalizer = new Finalizer({ hot, bus, tickers: () => adapters.tickers.current().readable(now()), log: log.child({ part: 'finalizer' }), now })
   writeBehind.start()
   let stopSchedule: () => Promise<void>
   if (adapters.scheduleRepeatable !== undefined) {
@@ -53,7 +54,7 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     await faultPoint('aggregator.before-fold')
     let report: FoldReport
     try {
-      report = await foldBatch({ hot, archive, bus, now }, batch)
+      report = await foldBatch({ hot, archive, now }, batch)
     } catch (err) {
       jobLog.warn({ err }, 'fold failed; the batch will be retried')
       throw err

@@ -1,7 +1,9 @@
 import pLimit from 'p-limit'
 import { faultPoint } from '../../shared/fault-points.js'
-import type { Archive, HotState, IngestQueue } from '../../shared/ports/index.js'
-import { labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
+import type { Archive } from '../../shared/ports/archive.js'
+import type { HotState } from '../../shared/ports/hot-state.js'
+import type { IngestQueue } from '../../shared/ports/ingest-queue.js'
+import { labelFor, type ScoredItem } from '../../shared/timeseries/bucket.js'
 
 /** How far back the demo history reaches: the 1h resolution's retention, so every resolution has a chart. */
 export const BACKFILL_SPAN_MS = 7 * 24 * 3_600_000
@@ -33,7 +35,10 @@ export interface DemoFeedOptions {
   /** Read (with the archive) to tell whether a ticker already has history; never written here. */
   hot: HotState
   archive: Archive
+  /** Tickers backfilled at start (and fed live unless `liveTickers` is given). */
   tickers: readonly string[]
+  /** The tickers live items go to, read on every tick (the registry's active tickers, so added ones get items and retired ones none). */
+  liveTickers?: () => readonly string[]
   now: () => number
   /** Live items per second across all tickers; default grows with the ticker count (4 to 50). */
   itemsPerSecond?: number
@@ -157,7 +162,9 @@ export function startDemoFeed (options: DemoFeedOptions): DemoFeed {
       const expected = (rate * tickMs) / 1000
       const count = Math.floor(expected) + (random() < expected % 1 ? 1 : 0)
       for (let i = 0; i < count; i++) {
-        const ticker = options.tickers[Math.floor(random() * options.tickers.length)] as string
+        const pool = options.liveTickers?.() ?? options.tickers
+        if (pool.length === 0) break
+        const ticker = pool[Math.floor(random() * pool.length)] as string
         const walk = step(level.get(ticker) ?? 0, random)
         level.set(ticker, walk)
         const score = scoreAround(walk, random)

@@ -1,13 +1,16 @@
 import pLimit from 'p-limit'
-import type { Bus, BucketEvent, HotState } from '../../shared/ports/index.js'
-import { type BucketRef, DURATION_MS, RESOLUTIONS, bucketEnd } from '../../shared/timeseries/index.js'
+import type { Bus, BucketEvent } from '../../shared/ports/bus.js'
+import type { HotState } from '../../shared/ports/hot-state.js'
+import { groupByTicker } from '../../shared/timeseries/keys.js'
+import { bucketEnd } from '../../shared/timeseries/resolutions.js'
 
 const MINUTE = 60_000
 
 export interface FinalizerOptions {
   hot: HotState
   bus: Bus
-  tickers: readonly string[]
+  /** The tickers whose buckets are finalized (retired ones too, while their history is readable); a function is read on every run. */
+  tickers: readonly string[] | (() => readonly string[])
   log: { warn: (obj: object, msg: string) => void }
   /** Time between runs. Default one minute. */
   intervalMs?: number
@@ -32,18 +35,6 @@ export interface FinalizeReport {
   rewritten: number
 }
 
-/** Buckets of `ticker` at every resolution whose end is in `(from, to]`. */
-function endedBetween (ticker: string, from: number, to: number): BucketRef[] {
-  const refs: BucketRef[] = []
-  for (const resolution of RESOLUTIONS) {
-    const duration = DURATION_MS[resolution]
-    for (let end = (Math.floor(from / duration) + 1) * duration; end <= to; end += duration) {
-      refs.push({ ticker, resolution, start: end - duration })
-    }
-  }
-  return refs
-}
-
 /**
  * Finalizes buckets once their end has passed: publishes each as a `final` event and makes
  * sure the archive gets a state written after the end (stored `is_partial: false`).
@@ -51,7 +42,9 @@ function endedBetween (ticker: string, from: number, to: number): BucketRef[] {
  * Window: a run at `now` covers bucket ends in `(from, to]`, where `to` is `now` rounded
  * down to the minute (every resolution ends on a whole minute) and `from` is the finalizer
  * mark — the `to` of the previous run anywhere in the cluster, kept in the hot state
- * ({@link HotState.advanceFinalizedMark}). Moving the mark is atomic, so however many
+ * ({@link HotState.advanceFinalizedMark}), never later than the hot state's own clock in
+ * cluster mode (Redis `TIME`), so a worker whose clock runs ahead cannot finalize buckets
+ * still open. Moving the mark is atomic, so however many
  * workers run the job for a minute, one of them finalizes that window and the others find
  * nothing to do; consecutive windows neither overlap nor leave gaps. With no mark (a new
  * or emptied hot state) the run looks back two intervals, enough to cover a run missed
@@ -62,12 +55,13 @@ function endedBetween (ticker: string, from: number, to: number): BucketRef[] {
  * final, since `is_partial` is derived from the clock) rather than the cluster sending
  * them twice.
  *
- * Tickers are finalized concurrently, at most `concurrency` at once.
+ * Only tickers with buckets that were open in the window are read ({@link HotState.endedBuckets}),
+ * at most `concurrency` at once: a quiet ticker costs nothing.
  */
 export class Finalizer {
   readonly #hot: HotState
   readonly #bus: Bus
-  readonly #tickers: readonly string[]
+  readonly #tickers: () => readonly string[]
   readonly #log: FinalizerOptions['log']
   readonly #intervalMs: number
   readonly #firstRunLookbackMs: number
@@ -79,7 +73,8 @@ export class Finalizer {
   constructor (options: FinalizerOptions) {
     this.#hot = options.hot
     this.#bus = options.bus
-    this.#tickers = options.tickers
+    const tickers = options.tickers
+    this.#tickers = typeof tickers === 'function' ? tickers : () => tickers
     this.#log = options.log
     this.#intervalMs = options.intervalMs ?? MINUTE
     this.#firstRunLookbackMs = options.firstRunLookbackMs ?? 2 * this.#intervalMs
@@ -111,15 +106,18 @@ export class Finalizer {
    * the buckets are published again with the same state).
    */
   async runOnce (now: number, since?: number): Promise<FinalizeReport> {
-    const to = Math.floor(now / MINUTE) * MINUTE
-    const mark = await this.#hot.advanceFinalizedMark(to)
-    if (mark === undefined && since === undefined) return { from: to, to, finalized: 0, rewritten: 0 }
-    const from = Math.max(since ?? mark ?? to - this.#firstRunLookbackMs, to - this.#maxCatchUpMs)
+    const wanted = Math.floor(now / MINUTE) * MINUTE
+    const window = await this.#hot.advanceFinalizedMark(wanted, MINUTE)
+    if (window === undefined && since === undefined) return { from: wanted, to: wanted, finalized: 0, rewritten: 0 }
+    // The hot state may have capped the window at its own clock (Redis: a worker clock ahead).
+    const to = window?.to ?? wanted
+    const from = Math.max(since ?? window?.from ?? to - this.#firstRunLookbackMs, to - this.#maxCatchUpMs)
     const report: FinalizeReport = { from, to, finalized: 0, rewritten: 0 }
     const limit = pLimit(this.#concurrency)
-    await Promise.all(this.#tickers.map(async (ticker) => await limit(async () => {
-      const refs = endedBetween(ticker, from, to)
-      if (refs.length === 0) return
+    const tickers = this.#tickers()
+    const ended = groupByTicker(await this.#hot.endedBuckets(tickers, from, to))
+    const configured = new Set(tickers)
+    await Promise.all([...ended].filter(([ticker]) => configured.has(ticker)).map(async ([, refs]) => await limit(async () => {
       const buckets = await this.#hot.get(refs)
       if (buckets.length === 0) return
       // A bucket changed after its end was already written as final by the write-behind.

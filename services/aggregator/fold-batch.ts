@@ -1,81 +1,77 @@
 import { faultPoint } from '../../shared/fault-points.js'
-import type { Archive, Bus, HotState, IngestBatch } from '../../shared/ports/index.js'
-import { type Bucket, type BucketRef, bucketId, bucketRefsFor, groupByTicker, reloadedBucket, type ScoredItem } from '../../shared/timeseries/index.js'
+import type { Archive } from '../../shared/ports/archive.js'
+import type { HotState, TermGrant } from '../../shared/ports/hot-state.js'
+import type { IngestBatch } from '../../shared/ports/ingest-queue.js'
+import type { Bucket, ScoredItem } from '../../shared/timeseries/bucket.js'
+import { groupByTicker } from '../../shared/timeseries/keys.js'
 
 export interface FoldDeps {
   hot: HotState
   archive: Archive
-  bus: Bus
   now: () => number
 }
 
 export interface FoldReport {
+  /** Buckets the batch changed, each published by its fold as a `change` event. */
   changed: Bucket[]
   duplicates: number
   /** Buckets the hot state did not hold and that were loaded from the archive first. */
   loaded: number
-  /** Buckets published again in their current state because the batch was redelivered. */
-  republished: number
 }
 
-/** How often a fold may find buckets missing in a row (another worker's Redis flush, a restart). */
-const MAX_LOAD_ROUNDS = 5
+/**
+ * How often a fold may find buckets missing or need a term in a row (a first fold after a
+ * failover takes a term, then loads; another worker's Redis flush or a restart may repeat it).
+ */
+const MAX_ROUNDS = 8
 
 /**
  * Folds one ingest batch: per ticker, one atomic fold into the hot state, loading from the
- * archive any bucket the hot state does not hold yet; then publishes every changed bucket.
- * Safe to run again for the same batch: dedupe makes a replay change nothing.
+ * archive any bucket the hot state does not hold yet. Tickers fold independently, so a
+ * ticker waiting for a slow archive load holds back no other ticker's live updates. Safe
+ * to run again for the same batch: dedupe makes a replay change nothing.
  *
- * A first delivery publishes what changed. A redelivered batch may have been folded (wholly
- * or for some tickers) by an attempt that died before publishing, and its retry finds only
- * duplicates; so it publishes the current state of every bucket the batch touches, changed
- * or not. Receivers keep the highest `rev` of a bucket, so a repeated state is harmless.
+ * The hot state publishes each fold's changes within the fold itself (see
+ * {@link HotState.fold}): nothing is left to publish here, so a worker that dies after a
+ * fold loses no update, and a redelivered batch has nothing to send again.
  */
 export async function foldBatch (deps: FoldDeps, batch: IngestBatch): Promise<FoldReport> {
   // Tickers share no bucket, so their folds run concurrently: one round trip, not one per ticker.
-  const reports = await Promise.all([...groupByTicker(batch.items)].map(async ([ticker, items]) => await foldTicker(deps, batch, ticker, items)))
-  const changed = reports.flatMap((report) => report.changed)
-  const published = batch.redelivered ? await currentStates(deps, batch.items, changed) : changed
-  await faultPoint('fold.before-publish')
-  if (published.length > 0) {
-    await deps.bus.publish(published.map((bucket) => ({ kind: 'change', bucket, acceptedAt: batch.acceptedAt })))
-  }
+  const reports = await Promise.all([...groupByTicker(batch.items)].map(async ([ticker, items]) => {
+    const report = await foldTicker(deps, batch, ticker, items)
+    // A worker stopped right after a fold (committed and published): the fault tests' window.
+    await faultPoint('fold.after')
+    return report
+  }))
   return {
-    changed,
+    changed: reports.flatMap((report) => report.changed),
     duplicates: reports.reduce((sum, report) => sum + report.duplicates, 0),
-    loaded: reports.reduce((sum, report) => sum + report.loaded, 0),
-    republished: published.length - changed.length
+    loaded: reports.reduce((sum, report) => sum + report.loaded, 0)
   }
 }
 
-/** One ticker's atomic fold, loading from the archive whatever the hot state lacks. */
-async function foldTicker (deps: FoldDeps, batch: IngestBatch, ticker: string, items: ScoredItem[]): Promise<Omit<FoldReport, 'republished'>> {
+/** One ticker's atomic fold, loading from the archive whatever the hot state lacks and a term when it needs one. */
+async function foldTicker (deps: FoldDeps, batch: IngestBatch, ticker: string, items: ScoredItem[]): Promise<FoldReport> {
   let loaded = 0
+  let term: TermGrant | undefined
   for (let round = 0; ; round++) {
     const now = deps.now()
-    const options = batch.mark === undefined ? { now } : { now, mark: batch.mark }
+    const options = {
+      now,
+      acceptedAt: batch.acceptedAt,
+      ...(batch.mark === undefined ? {} : { mark: batch.mark }),
+      ...(term === undefined ? {} : { term })
+    }
     const outcome = await deps.hot.fold(ticker, items, options)
     if (outcome.kind === 'applied') return { changed: outcome.changed, duplicates: outcome.duplicates, loaded }
-    if (round >= MAX_LOAD_ROUNDS) throw new Error(`buckets of ${ticker} stayed unloaded after ${round} loads`)
+    if (round >= MAX_ROUNDS) throw new Error(`the fold of ${ticker} found buckets unloaded or its term refused ${round} times in a row`)
+    if (outcome.kind === 'needs-term') {
+      // A fresh term for each ticker that asks: one offered before may have been counted in already.
+      term = { run: outcome.run, term: await deps.archive.nextTerm() }
+      continue
+    }
     loaded += outcome.refs.length
     const found = await deps.archive.get(outcome.refs, now)
-    await deps.hot.seed(outcome.refs, found.map(reloadedBucket))
+    await deps.hot.seed(outcome.refs, found)
   }
-}
-
-/**
- * Every bucket the items fold into, in its current state: the buckets this fold changed as
- * it returned them, the rest read from the hot state (at least as new as any earlier fold).
- */
-async function currentStates (deps: FoldDeps, items: readonly ScoredItem[], changed: readonly Bucket[]): Promise<Bucket[]> {
-  const known = new Set(changed.map(bucketId))
-  const others = new Map<string, BucketRef>()
-  const now = deps.now()
-  for (const item of items) {
-    for (const ref of bucketRefsFor(item, now)) {
-      const id = bucketId(ref)
-      if (!known.has(id)) others.set(id, ref)
-    }
-  }
-  return [...changed, ...await deps.hot.get([...others.values()])]
 }

@@ -1,6 +1,9 @@
 import { LRUCache } from 'lru-cache'
-import type { Archive, FlushCadence, HotState } from '../../shared/ports/index.js'
-import { type Bucket, type Resolution, RESOLUTIONS, bucketId } from '../../shared/timeseries/index.js'
+import type { Archive } from '../../shared/ports/archive.js'
+import type { FlushCadence, HotState } from '../../shared/ports/hot-state.js'
+import type { Bucket } from '../../shared/timeseries/bucket.js'
+import { bucketId } from '../../shared/timeseries/keys.js'
+import { type Resolution, RESOLUTIONS } from '../../shared/timeseries/resolutions.js'
 
 /**
  * Flush intervals between two archive writes of a bucket that keeps changing, per
@@ -20,6 +23,9 @@ export function flushCadence (flushIntervalMs: number): Record<Resolution, numbe
   for (const resolution of RESOLUTIONS) cadence[resolution] = CADENCE_INTERVALS[resolution] * flushIntervalMs
   return cadence
 }
+
+/** Longest time between two archive probes while a write-behind backs off. */
+const PROBE_EVERY_MS = 1000
 
 /** The pino methods the flusher logs with. */
 export interface FlushLogger {
@@ -62,6 +68,8 @@ export interface WriteBehindStats {
   consecutiveFailures: number
   /** Dirty buckets left after the last flush. */
   backlog: number
+  /** Archive probes made while backing off after failed flushes. */
+  probes: number
 }
 
 /** What one flush did. */
@@ -81,7 +89,9 @@ export interface FlushResult {
  * than the one it holds, and a bucket refused that way counts as written for its rev.
  * An archive that does not answer leaves the unwritten buckets dirty (the hot state holds
  * one entry per bucket, so the backlog is bounded by distinct buckets) and the next flush
- * waits longer, up to `maxBackoffMs`. A bucket the archive refuses for itself is parked
+ * waits longer, up to `maxBackoffMs` — unless a probe finds the archive answering first:
+ * while backing off it is asked every interval (at most every second) with a cheap call,
+ * one at a time, and the flush runs as soon as one answers. A bucket the archive refuses for itself is parked
  * — handed back to be retried after a wait that doubles with each refusal, up to
  * `maxParkMs` — and the flush goes on, so one bad bucket never holds up the others.
  */
@@ -97,12 +107,15 @@ export class WriteBehind {
   readonly #maxParkMs: number
   readonly #onFlushed: WriteBehindOptions['onFlushed']
   readonly #stats: WriteBehindStats = {
-    bucketsWritten: 0, bucketsSuperseded: 0, bucketsParked: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0
+    bucketsWritten: 0, bucketsSuperseded: 0, bucketsParked: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0, probes: 0
   }
 
   /** Refusals in a row per bucket id, for the parking backoff (bounded: a leak would need that many bad buckets). */
   readonly #refusals = new LRUCache<string, number>({ max: 10_000 })
   #timer: NodeJS.Timeout | undefined
+  /** While backing off: asks the archive cheaply every interval whether it is back. */
+  #prober: NodeJS.Timeout | undefined
+  #probing = false
   #running: Promise<FlushResult> | undefined
   #stopped = false
 
@@ -142,6 +155,8 @@ export class WriteBehind {
     this.#stopped = true
     clearTimeout(this.#timer)
     this.#timer = undefined
+    clearInterval(this.#prober)
+    this.#prober = undefined
     return await this.flushNow()
   }
 
@@ -163,12 +178,30 @@ export class WriteBehind {
     const backoff = failures === 0 ? this.#intervalMs : Math.min(this.#maxBackoffMs, this.#intervalMs * 2 ** failures)
     // Jitter only when backing off, so workers do not hammer a recovering archive in step.
     const delay = failures === 0 ? backoff : backoff / 2 + Math.random() * backoff / 2
-    this.#timer = setTimeout(() => {
+    const flush = (): void => {
+      clearTimeout(this.#timer)
+      clearInterval(this.#prober)
+      this.#timer = undefined
+      this.#prober = undefined
       this.#flushExclusive(this.#cadenceMs)
         .catch((err: unknown) => this.#log.warn({ err }, 'write-behind flush crashed'))
         .finally(() => this.#schedule())
-    }, delay)
+    }
+    this.#timer = setTimeout(flush, delay)
     this.#timer.unref()
+    if (failures === 0) return
+    // Backing off: one cheap probe (a table description) at a time, every interval, so the
+    // backlog is written as soon as the archive answers again rather than after the backoff.
+    const timer = this.#timer
+    this.#prober = setInterval(() => {
+      if (this.#probing) return
+      this.#probing = true
+      this.#stats.probes++
+      this.#archive.ping()
+        .then(() => { if (this.#timer === timer && !this.#stopped) flush() }, () => {})
+        .finally(() => { this.#probing = false })
+    }, Math.min(this.#intervalMs, PROBE_EVERY_MS))
+    this.#prober.unref()
   }
 
   async #flushThenReport (cadenceMs: FlushCadence | undefined): Promise<FlushResult> {

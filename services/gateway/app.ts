@@ -5,12 +5,16 @@ import type { GatewayContext } from './context.js'
 import dashboard from './plugins/dashboard.js'
 import docs from './plugins/docs.js'
 import errorHandler from './plugins/error-handler.js'
+import { gatewayAccess } from './access/plugin.js'
 import rateLimits from './plugins/rate-limits.js'
 import securityHeaders from './plugins/security-headers.js'
+import adminTickerRoutes from './routes/admin-tickers.js'
 import healthRoutes from './routes/health.js'
 import ingestRoutes from './routes/ingest.js'
+import streamTicketRoutes from './routes/stream-tickets.js'
 import tickerRoutes from './routes/tickers.js'
 import timeseriesRoutes from './routes/timeseries.js'
+import exportRoutes from './routes/export.js'
 import { sseStream, wsStream } from './streaming/plugins.js'
 
 export interface BuildAppOptions {
@@ -51,10 +55,14 @@ export async function buildApp (context: GatewayContext, options: BuildAppOption
   await app.register(cors, { origin: origins.length === 0 ? true : origins })
   await app.register(securityHeaders)
   await app.register(rateLimits)
+  await app.register(gatewayAccess)
   await app.register(healthRoutes)
   await app.register(ingestRoutes)
   await app.register(timeseriesRoutes)
+  await app.register(exportRoutes)
   await app.register(tickerRoutes)
+  await app.register(adminTickerRoutes)
+  await app.register(streamTicketRoutes)
   for (const plugin of options.plugins ?? []) await app.register(plugin)
   await app.register(wsStream)
   await app.register(sseStream)

@@ -7,9 +7,9 @@
  */
 import { type TObject, type TSchema, Type } from '@sinclair/typebox'
 import { ERRORS } from '../../shared/errors.js'
-import { RESOLUTIONS } from '../../shared/timeseries/index.js'
+import { RESOLUTIONS } from '../../shared/timeseries/resolutions.js'
 import {
-  ClientMessageSchema, PingMessageSchema, ServerEvents, SnapshotMessageSchema, SubscribeMessageSchema, UnsubscribeMessageSchema
+  ClientMessageSchema, PingMessageSchema, RefreshMessageSchema, ServerEvents, SnapshotMessageSchema, SubscribeMessageSchema, UnsubscribeMessageSchema
 } from './streaming/protocol.js'
 
 /** Client messages by `op`, as the WebSocket accepts them. */
@@ -17,7 +17,8 @@ export const CLIENT_MESSAGES: Record<string, TObject> = {
   subscribe: SubscribeMessageSchema,
   unsubscribe: UnsubscribeMessageSchema,
   snapshot: SnapshotMessageSchema,
-  ping: PingMessageSchema
+  ping: PingMessageSchema,
+  refresh: RefreshMessageSchema
 }
 
 /** Server events that SSE carries too; the others answer WebSocket client messages. */
@@ -26,18 +27,22 @@ export const SSE_EVENTS = ['partial_bucket', 'bucket_update', 'heartbeat'] as co
 const EVENT_SUMMARIES: Record<keyof typeof ServerEvents, string> = {
   partial_bucket: 'The bucket containing now changed.',
   bucket_update: 'A bucket completed, or a past bucket changed through late data.',
+  bucket_delta: 'With ?encoding=delta (the SDK asks for it): a partial_bucket or bucket_update as the fields that changed since the state of that bucket this connection received last (rev b), which the client holds; apply it to that state (fields left out are unchanged; avg = sum / count; pp present means partial, with next_update_at the bucket end). The gateway sends one only against the last state of the bucket it sent this connection, and both ends remember the last state of the 1024 buckets received most recently; resume replays and snapshots are always full.',
   heartbeat: 'Sent every HEARTBEAT_MS (default 15 s).',
-  subscribed: 'Reply to subscribe and unsubscribe.',
+  subscribed: 'Reply to subscribe and unsubscribe; a resuming subscribe says how many bucket states it replays and which series it could not continue (not_recovered: take a fresh snapshot of each and replace what is held).',
+  resumed: 'Event stream only, first when Last-Event-ID was given: how many states are replayed, and which series could not be continued (their whole window follows: replace what is held).',
   snapshot: 'Reply to snapshot: the history response of GET /api/v2/timeseries.',
   pong: 'Reply to ping.',
-  error: `A message was refused; the connection stays open unless the client floods. code is a PULSE_ERR_* code (${Object.keys(ERRORS).length} in all, see the README).`
+  refreshed: 'Reply to refresh: the new token is in force until expires_at; dropped lists series it no longer covers (each also gets an error).',
+  error: `A message was refused; the connection stays open unless the client floods. code is a PULSE_ERR_* code (${Object.keys(ERRORS).length} in all, see docs/api.md).`
 }
 
 const CLIENT_SUMMARIES: Record<string, string> = {
-  subscribe: 'Watch tickers × resolutions; with since, first receive every bucket that changed after that event id.',
+  subscribe: 'Watch tickers × resolutions; with positions (per ticker#resolution, the id of the last event or snapshot held), first receive exactly the bucket states after each position, or learn the series was not recovered.',
   unsubscribe: 'Stop watching tickers × resolutions.',
   snapshot: 'Ask for history of one series; answered by a snapshot event with the same id.',
-  ping: 'Answered by pong.'
+  ping: 'Answered by pong.',
+  refresh: 'Replace the connection\'s JWT before its exp (else the gateway closes with 4001); answered by refreshed, or an error that leaves the old token in force.'
 }
 
 /** A TypeBox schema as plain JSON Schema (TypeBox keeps its own markers in symbol keys). */
@@ -107,7 +112,8 @@ export function asyncApiDocument (host = 'localhost:3000'): Record<string, unkno
                 resolutions: { type: 'string', description: 'initial subscription: comma-separated resolutions' },
                 since: { type: 'string', description: 'event id to resume from' },
                 token: { type: 'string', description: 'READ_TOKEN, when set' },
-                batch: { type: 'string', enum: ['1'], description: '1: a flush is one message holding a JSON array of events' }
+                batch: { type: 'string', enum: ['1'], description: '1: a flush is one message holding a JSON array of events' },
+                encoding: { type: 'string', enum: ['full', 'delta'], description: 'full (default): bucket events carry the whole bucket; delta: bucket_delta where the client holds the base. Anything else: 400 PULSE_ERR_BAD_ENCODING before the upgrade' }
               }
             }
           }

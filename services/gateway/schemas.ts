@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
-import { RESOLUTIONS, TICKER_PATTERN } from '../../shared/timeseries/index.js'
+import { TICKER_PATTERN } from '../../shared/timeseries/item.js'
+import { RESOLUTIONS } from '../../shared/timeseries/resolutions.js'
 
 export const ResolutionSchema = Type.Union(RESOLUTIONS.map((r) => Type.Literal(r)), { description: 'one of 1m 5m 10m 1h 3h 6h 12h 24h' })
 
@@ -22,7 +23,8 @@ export const BucketSchema = Type.Object({
   sum: Type.Number(),
   avg: Type.Number(),
   label_counts: LabelCountsSchema,
-  sources: Type.Array(Type.String()),
+  sources: Type.Array(Type.String(), { description: 'distinct sources, sorted; the first 64' }),
+  sources_truncated: Type.Boolean({ description: 'true when sources past the first 64 were left out of `sources`' }),
   last_updated: Type.String(),
   is_partial: Type.Boolean(),
   rev: Type.Integer(),
@@ -53,6 +55,7 @@ export const BusEventSchema = Type.Object({
     sum,
     label_counts: labelCounts,
     sources,
+    sources_truncated: Type.Optional(Type.Literal(true)),
     first: OrderKeySchema,
     last: OrderKeySchema,
     rev,
@@ -68,8 +71,19 @@ export const TimeseriesResponseSchema = Type.Object({
   buckets: Type.Array(BucketSchema),
   partial_bucket: Type.Union([BucketSchema, Type.Null()]),
   cache_hit: Type.Boolean(),
-  query_time_ms: Type.Number()
+  query_time_ms: Type.Number(),
+  position: Type.String({ description: 'the series position this answer was read at: a stream client that applies it holds every state of the series up to there, and resumes from it (see the streaming protocol)' }),
+  archive_unavailable: Type.Boolean({
+    description: 'true when DynamoDB did not answer (an outage, or a read past its deadline): the answer holds only the buckets the hot state has, the recent ones, and older buckets of the range may be missing. Ask again later for the whole range.'
+  })
 })
+
+/** HTTP history: a {@link TimeseriesResponseSchema} that may be one page of several. */
+export const TimeseriesPageSchema = Type.Composite([TimeseriesResponseSchema, Type.Object({
+  next: Type.Optional(Type.String({
+    description: 'Only when the range holds more than 1500 completed buckets: the query string of the following page (`?resolution=…&start=…&end=…`), to be requested on the same path (resolve it against the URL of this request). The last page has none.'
+  }))
+})])
 
 export const ErrorSchema = Type.Object({
   error: Type.Object({

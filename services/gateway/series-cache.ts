@@ -2,11 +2,15 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { PulseError } from '../../shared/errors.js'
-import type { Archive, BucketEvent, BucketListener, Bus, HotState, Unsubscribe } from '../../shared/ports/index.js'
-import {
-  type Bucket, type Resolution, type SeriesKey,
-  bucketStart, DURATION_MS, isRetained, MAX_FUTURE_MS, RETENTION_MS, seriesKey
-} from '../../shared/timeseries/index.js'
+import { ArchiveBreaker } from './archive-breaker.js'
+import type { Archive } from '../../shared/ports/archive.js'
+import type { BucketEvent, Bus, Unsubscribe } from '../../shared/ports/bus.js'
+import type { HotState } from '../../shared/ports/hot-state.js'
+import { type Bucket } from '../../shared/timeseries/bucket.js'
+import { MAX_FUTURE_MS } from '../../shared/timeseries/item.js'
+import { type SeriesKey, seriesKey } from '../../shared/timeseries/keys.js'
+import { type Resolution, bucketStart, DURATION_MS, isRetained, RETENTION_MS } from '../../shared/timeseries/resolutions.js'
+import { isNewerState } from '../../shared/timeseries/revision.js'
 import { BusEventSchema } from './schemas.js'
 
 /** Compiled once: every bus message a gateway receives is checked with it. */
@@ -22,9 +26,9 @@ export const SERIES_CACHE_DEFAULTS = {
 
 /** Series reloaded from the hot state at once during a resync. */
 const RESYNC_CONCURRENCY = 8
-/** Pause before a resync retries the series whose hot-state read failed. */
-const RESYNC_RETRY_MS = 1000
-const RESYNC_ATTEMPTS = 5
+/** First pause before a resync retries the series whose hot-state read failed; doubles up to the cap. */
+const RESYNC_RETRY_MS = 250
+const RESYNC_RETRY_CAP_MS = 10_000
 
 export interface SeriesCacheOptions {
   hot: HotState
@@ -42,7 +46,16 @@ export interface SeriesCacheOptions {
   onError?: (err: unknown, series: SeriesKey) => void
   /** A bus message failed validation and was dropped. */
   onInvalidEvent?: (problem: string, series: SeriesKey) => void
+  /** Guards archive reads (deadline and circuit breaker); default {@link ArchiveBreaker} with its defaults. */
+  breaker?: ArchiveBreaker
 }
+
+/**
+ * Hears each bucket event of a watched series, with the series' position after it: every
+ * state of the series up to that rev has been passed to the watchers (or, for states
+ * before they started watching, is in what a read of the series answers).
+ */
+export type SeriesListener = (event: BucketEvent, position: number) => void
 
 interface Entry {
   readonly key: SeriesKey
@@ -57,9 +70,18 @@ interface Entry {
   refreshing: Promise<readonly Bucket[]> | undefined
   /** The bus subscription, once asked for; settles when it is active. */
   subscription: Promise<Unsubscribe> | undefined
-  readonly watchers: Set<BucketListener>
+  readonly watchers: Set<SeriesListener>
   /** Pending release of the subscription after the last watcher left. */
   linger: NodeJS.Timeout | undefined
+  /**
+   * The series' position: the cache has held (and passed on) every state of the series
+   * whose rev is at most this. 0 until the first load; it only rises.
+   */
+  position: number
+  /** Loaded once since the subscription started: bus events may raise the position. */
+  vouching: boolean
+  /** The bus may have lost messages and the resync has not repaired the series yet. */
+  suspect: boolean
 }
 
 export interface SeriesView {
@@ -67,6 +89,10 @@ export interface SeriesView {
   buckets: readonly Bucket[]
   /** True when the answer came from memory without touching the stores. */
   hit: boolean
+  /** False when the archive did not answer: only the buckets the hot state holds are here. */
+  complete: boolean
+  /** The series' position when it was read: every state up to this rev is in `buckets` or was replaced by a newer one that is. */
+  position: number
 }
 
 /**
@@ -79,7 +105,7 @@ export function revalidateMs (resolution: Resolution): number {
 }
 
 /** Why a bus message is not a bucket event of `entry`'s series, or undefined when it is. */
-function eventProblem (entry: Entry, event: unknown): string | undefined {
+export function eventProblem (entry: { ticker: string, resolution: Resolution }, event: unknown): string | undefined {
   if (!busEventCheck.Check(event)) {
     const first = busEventCheck.Errors(event).First()
     return first === undefined ? 'not a bucket event' : `${first.path || '/'}: ${first.message}`
@@ -111,11 +137,13 @@ export class SeriesCache {
   readonly #options: SeriesCacheOptions
   readonly #idleMs: number
   readonly #lingerMs: number
+  readonly #breaker: ArchiveBreaker
   readonly #series = new Map<SeriesKey, Entry>()
   /** Series whose buckets count against the budget; eviction empties an entry, it does not drop it. */
   readonly #windows: LRUCache<SeriesKey, Entry>
   readonly #sweeper: NodeJS.Timeout
   readonly #stopResync: () => void
+  readonly #stopLoss: () => void
   #closed = false
   hits = 0
   misses = 0
@@ -133,6 +161,7 @@ export class SeriesCache {
     this.#options = options
     this.#idleMs = options.idleMs ?? SERIES_CACHE_DEFAULTS.idleMs
     this.#lingerMs = options.lingerMs ?? SERIES_CACHE_DEFAULTS.lingerMs
+    this.#breaker = options.breaker ?? new ArchiveBreaker()
     this.#windows = new LRUCache<SeriesKey, Entry>({
       maxSize: options.maxBuckets ?? SERIES_CACHE_DEFAULTS.maxBuckets,
       sizeCalculation: (entry) => Math.max(1, entry.buckets.size),
@@ -141,6 +170,9 @@ export class SeriesCache {
     this.#sweeper = setInterval(() => { this.sweep().catch(() => {}) }, options.sweepMs ?? SERIES_CACHE_DEFAULTS.sweepMs)
     this.#sweeper.unref()
     this.#stopResync = options.bus.onResync(() => { this.resync().catch(() => {}) })
+    this.#stopLoss = options.bus.onLoss(() => {
+      for (const entry of this.#series.values()) entry.suspect = true
+    })
   }
 
   /** The retained buckets of a series, loading it on first use. */
@@ -150,11 +182,24 @@ export class SeriesCache {
     entry.lastRead = now
     if (entry.refreshedAt === 0) {
       this.misses++
-      return { buckets: await this.#refresh(entry), hit: false }
+      const buckets = await this.#refresh(entry)
+      return { buckets, hit: false, complete: entry.refreshedAt !== 0, position: entry.position }
     }
     if (now - entry.refreshedAt > revalidateMs(resolution)) this.#refresh(entry).catch(() => {})
     this.hits++
-    return { buckets: this.#sorted(entry, now), hit: true }
+    return { buckets: this.#sorted(entry, now), hit: true, complete: true, position: entry.position }
+  }
+
+  /**
+   * The series as the hot state holds it now: a read of the hot state merged into the cache
+   * (newer states go to the watchers), then the cache's view. For a resume from a position
+   * this gateway has not reached yet — another gateway's bus messages came in first.
+   */
+  async readCurrent (ticker: string, resolution: Resolution): Promise<SeriesView> {
+    const entry = this.#entry(ticker, resolution)
+    await this.#subscribe(entry)
+    await this.#resyncOne(entry, false)
+    return await this.read(ticker, resolution)
   }
 
   /** Latest known state of one bucket of a loaded series. */
@@ -164,10 +209,11 @@ export class SeriesCache {
 
   /**
    * Watches a series: `listener` gets each bucket event after the cache applied it (never
-   * a state older than one already passed on). The series stays subscribed while it has
-   * watchers and `lingerMs` after the last one left, so a quick resubscribe costs nothing.
+   * a state older than one already passed on), with the series' position. The series stays
+   * subscribed while it has watchers and `lingerMs` after the last one left, so a quick
+   * resubscribe costs nothing.
    */
-  async watch (ticker: string, resolution: Resolution, listener: BucketListener): Promise<() => void> {
+  async watch (ticker: string, resolution: Resolution, listener: SeriesListener): Promise<() => void> {
     const entry = this.#entry(ticker, resolution)
     entry.watchers.add(listener)
     clearTimeout(entry.linger)
@@ -178,12 +224,19 @@ export class SeriesCache {
       this.#unwatch(entry, listener)
       throw err
     }
+    // A position is vouched for from the first load on: a series watched before anyone read it is loaded now.
+    if (!entry.vouching && entry.refreshing === undefined) this.#refresh(entry).catch(() => {})
     let watching = true
     return () => {
       if (!watching) return
       watching = false
       this.#unwatch(entry, listener)
     }
+  }
+
+  /** The breaker guarding this gateway's archive reads (shared with the tickers listing). */
+  get archiveBreaker (): ArchiveBreaker {
+    return this.#breaker
   }
 
   /** Series currently held (watched, lingering, or read within `idleMs`). */
@@ -217,30 +270,29 @@ export class SeriesCache {
   /**
    * Reloads every subscribed series from the hot state and passes each bucket state newer
    * than the one held to its watchers. Called when the bus may have lost messages; a
-   * series whose read fails is retried a few times, then left to its next read.
+   * series whose read fails is retried, with a growing pause, until it succeeds, the series
+   * is no longer watched or the cache closes — a watched series nobody reads over REST
+   * would otherwise keep what the bus lost.
    */
   async resync (): Promise<void> {
     this.resyncs++
     const limit = pLimit(RESYNC_CONCURRENCY)
     let pending = [...this.#series.values()].filter((entry) => entry.subscription !== undefined)
-    for (let attempt = 1; pending.length > 0 && !this.#closed; attempt++) {
+    for (let attempt = 0; pending.length > 0 && !this.#closed; attempt++) {
       const failed: Entry[] = []
       await Promise.all(pending.map(async (entry) => await limit(async () => {
-        if (this.#series.get(entry.key) !== entry) return
+        if (this.#series.get(entry.key) !== entry || entry.subscription === undefined) return
         try {
           await this.#resyncOne(entry)
         } catch (err) {
           this.#options.onError?.(err, entry.key)
+          // Not current until repaired: a read in the meantime loads the window again.
+          entry.refreshedAt = 0
           failed.push(entry)
         }
       })))
-      if (attempt >= RESYNC_ATTEMPTS) {
-        // Not current any more: the next read loads the window again.
-        for (const entry of failed) entry.refreshedAt = 0
-        return
-      }
       pending = failed
-      if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS).unref())
+      if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(RESYNC_RETRY_MS * 2 ** attempt, RESYNC_RETRY_CAP_MS)).unref())
     }
   }
 
@@ -248,6 +300,7 @@ export class SeriesCache {
     this.#closed = true
     clearInterval(this.#sweeper)
     this.#stopResync()
+    this.#stopLoss()
     const entries = [...this.#series.values()]
     await Promise.all(entries.map(async (entry) => await this.#drop(entry)))
   }
@@ -267,7 +320,10 @@ export class SeriesCache {
         refreshing: undefined,
         subscription: undefined,
         watchers: new Set(),
-        linger: undefined
+        linger: undefined,
+        position: 0,
+        vouching: false,
+        suspect: false
       }
       this.#series.set(key, entry)
     }
@@ -278,7 +334,7 @@ export class SeriesCache {
     return entry.watchers.size === 0 && entry.linger === undefined && entry.refreshing === undefined && now - entry.lastRead >= this.#idleMs
   }
 
-  #unwatch (entry: Entry, listener: BucketListener): void {
+  #unwatch (entry: Entry, listener: SeriesListener): void {
     entry.watchers.delete(listener)
     if (entry.watchers.size > 0 || this.#series.get(entry.key) !== entry) return
     clearTimeout(entry.linger)
@@ -333,16 +389,20 @@ export class SeriesCache {
     const valid = event as BucketEvent
     if (!isRetained(valid.bucket.start, entry.resolution, this.#options.now())) return
     const current = entry.buckets.get(valid.bucket.start)
-    // An older state (two workers publishing out of order) would take a client backwards.
-    if (current !== undefined && valid.bucket.rev < current.rev) return
-    if (current === undefined || valid.bucket.rev > current.rev) this.#store(entry, valid.bucket)
+    // An older state (a message from before the last resync or load) would take a client backwards.
+    if (current !== undefined && isNewerState(current, valid.bucket)) return
+    if (isNewerState(valid.bucket, current)) this.#store(entry, valid.bucket)
+    // A series channel carries its states in position order, so every state before this
+    // one's position has arrived — unless messages may have been lost since the last
+    // resync. Other states at this same position may still be on their way: hence `rev - 1`.
+    if (entry.vouching && !entry.suspect) entry.position = Math.max(entry.position, valid.bucket.rev - 1)
     this.#notify(entry, valid)
   }
 
   #notify (entry: Entry, event: BucketEvent): void {
     for (const watcher of entry.watchers) {
       try {
-        watcher(event)
+        watcher(event, entry.position)
       } catch (err) {
         this.#options.onError?.(err, entry.key)
       }
@@ -352,7 +412,7 @@ export class SeriesCache {
   /** Keeps `bucket` when it is newer than the state held; true when it was kept. */
   #merge (entry: Entry, bucket: Bucket): boolean {
     const current = entry.buckets.get(bucket.start)
-    if (current !== undefined && current.rev >= bucket.rev) return false
+    if (!isNewerState(bucket, current)) return false
     this.#store(entry, bucket)
     return true
   }
@@ -390,16 +450,31 @@ export class SeriesCache {
     return pruned
   }
 
-  /** The hot state's view of a series after a bus outage; newer states go to the watchers. */
-  async #resyncOne (entry: Entry): Promise<void> {
+  /**
+   * The hot state's view of a series after a bus outage; newer states go to the watchers,
+   * and once they have, the series' position takes the read's (the read is atomic and
+   * follows the restored subscription, so it holds every state up to its newest rev).
+   */
+  async #resyncOne (entry: Entry, afterLoss = true): Promise<void> {
     const { from, to } = this.#window(entry.resolution)
     const buckets = await this.#options.hot.range(entry.ticker, entry.resolution, from, to)
     if (this.#series.get(entry.key) !== entry) return
     for (const bucket of buckets) {
       if (!this.#merge(entry, bucket)) continue
-      this.resynced++
+      if (afterLoss) this.resynced++
       this.#notify(entry, { kind: 'change', bucket })
     }
+    // Only the resync that follows a restored subscription ends the doubt about the bus.
+    if (afterLoss) entry.suspect = false
+    this.#vouch(entry, buckets)
+  }
+
+  /** An atomic hot-state read of the series after its subscription was active: it vouches for its newest rev. */
+  #vouch (entry: Entry, read: readonly Bucket[]): void {
+    let newest = 0
+    for (const bucket of read) newest = Math.max(newest, bucket.rev)
+    entry.position = Math.max(entry.position, newest)
+    entry.vouching = true
   }
 
   #window (resolution: Resolution): { from: number, to: number } {
@@ -411,7 +486,9 @@ export class SeriesCache {
   }
 
   /**
-   * Loads the retained window from both tiers; the newer rev of a bucket wins. On a
+   * Loads the retained window from both tiers; the newer rev of a bucket wins. The archive
+   * read is guarded by the breaker: an archive that is down or late costs at most the
+   * breaker's deadline, then nothing while it stays open. On a
    * revalidation (the window was loaded before), states the bus did not bring are passed
    * to the watchers. The hot state is the only tier that holds the newest states, so when
    * it does not answer the read fails (503) rather than answer with what the archive has.
@@ -427,7 +504,7 @@ export class SeriesCache {
       const { ticker, resolution } = entry
       const { from, to } = this.#window(resolution)
       const [archived, hot] = await Promise.allSettled([
-        this.#options.archive.range(ticker, resolution, from, to, now),
+        this.#breaker.run(async () => await this.#options.archive.range(ticker, resolution, from, to, now)),
         this.#options.hot.range(ticker, resolution, from, to)
       ])
       if (hot.status === 'rejected') {
@@ -438,6 +515,7 @@ export class SeriesCache {
       for (const bucket of hot.value) {
         if (this.#merge(entry, bucket) && revalidating) this.#notify(entry, { kind: 'change', bucket })
       }
+      this.#vouch(entry, hot.value)
       if (archived.status === 'fulfilled') {
         entry.refreshedAt = now
       } else {

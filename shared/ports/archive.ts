@@ -1,4 +1,6 @@
-import type { Bucket, BucketRef, Resolution } from '../timeseries/index.js'
+import type { Bucket } from '../timeseries/bucket.js'
+import type { BucketRef } from '../timeseries/keys.js'
+import type { Resolution } from '../timeseries/resolutions.js'
 
 /** A bucket the archive refused for what it is (too large, malformed), not for being unreachable. */
 export interface RejectedWrite {
@@ -14,8 +16,8 @@ export interface PutOutcome {
   /** Stored at their rev. */
   written: Bucket[]
   /**
-   * Not stored because the archive already holds that bucket at the same rev or a newer
-   * one (another flusher got there first): done for that rev all the same.
+   * Not stored because the archive already holds that bucket at a newer rev, or at the
+   * same rev and no less final (another flusher got there first): done for that rev all the same.
    */
   superseded: Bucket[]
   /** Refused for the bucket itself; writing the same state again fails the same way. */
@@ -35,7 +37,9 @@ export interface Archive {
   /**
    * Writes full bucket states, each only if the archive does not already hold a newer or
    * equal `rev` of it: a slow writer whose state went stale can never replace a newer one,
-   * whatever order writes arrive in. Resolves with what became of each bucket; an archive
+   * whatever order writes arrive in. One exception makes ended buckets final: a state
+   * written after the bucket's end (stored `is_partial: false`) replaces the same rev
+   * stored while it was open. Resolves with what became of each bucket; an archive
    * that stops answering fails the buckets not yet written rather than rejecting.
    */
   put (buckets: Bucket[]): Promise<PutOutcome>
@@ -43,6 +47,11 @@ export interface Archive {
   range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]>
   /** The stored, unexpired buckets among `refs`. */
   get (refs: BucketRef[], now: number): Promise<Bucket[]>
+  /**
+   * A new term, above every term this archive handed out before (an atomic counter in the
+   * table): what a hot state counts positions in after it may have lost writes.
+   */
+  nextTerm (): Promise<number>
   /** Resolves when the table answers. */
   ping (): Promise<void>
   close (): Promise<void>

@@ -1,4 +1,5 @@
-import type { Bucket, SeriesKey } from '../timeseries/index.js'
+import type { Bucket } from '../timeseries/bucket.js'
+import type { SeriesKey } from '../timeseries/keys.js'
 
 /**
  * A message on a series channel: `change` after a fold changed the bucket (including late
@@ -20,9 +21,15 @@ export type BucketListener = (event: BucketEvent) => void
 export type Unsubscribe = () => Promise<void>
 /** Hears that messages may have been lost; see {@link Bus.onResync}. */
 export type ResyncListener = () => void
+/** Hears that messages may be being lost from now on; see {@link Bus.onLoss}. */
+export type LossListener = () => void
 
 /**
  * Pub/sub of bucket events on `ticker#resolution` channels.
+ *
+ * `change` events are published by the hot state's fold itself, atomically with the change
+ * (see {@link HotState.fold}), so each channel carries its states in position order;
+ * {@link Bus.publish} is for the rest (the finalizer's `final` events).
  *
  * Subscriptions are reference-counted by the adapter: the first listener of a series
  * subscribes the channel, the last one to leave unsubscribes it. A dropped connection is
@@ -39,6 +46,12 @@ export interface Bus {
    * never drops (in-process) never calls it. Returns a function that stops listening.
    */
   onResync (listener: ResyncListener): () => void
+  /**
+   * Calls `listener` as soon as the subscribing connection dropped: from then until the
+   * next resync, messages of the subscribed series may be lost, so what arrives is not
+   * known to follow on from what arrived before. Returns a function that stops listening.
+   */
+  onLoss (listener: LossListener): () => void
   ping (): Promise<void>
   close (): Promise<void>
 }

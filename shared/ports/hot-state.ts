@@ -1,4 +1,6 @@
-import type { Bucket, BucketRef, JournalMark, Resolution, ScoredItem } from '../timeseries/index.js'
+import type { Bucket, JournalMark, ScoredItem } from '../timeseries/bucket.js'
+import type { BucketRef } from '../timeseries/keys.js'
+import type { Resolution } from '../timeseries/resolutions.js'
 
 export type FoldOutcome =
   /** The batch was folded: every bucket that changed, in its new state. */
@@ -9,6 +11,26 @@ export type FoldOutcome =
    * a hot state that restarted empty from overwriting the archive with smaller totals.
    */
   | { kind: 'needs-load', refs: BucketRef[] }
+  /**
+   * Nothing was applied: the ticker's position does not belong to this run of the hot
+   * state (it restarted, or a replica took over: writes may be lost or rolled back), or its
+   * count is spent. The caller gets a new term for `run` from the archive
+   * ({@link Archive.nextTerm}) and folds again offering it (see shared/timeseries/revision.ts).
+   */
+  | { kind: 'needs-term', run: string }
+
+/** A term the archive allocated, offered for one run of a hot state. */
+export interface TermGrant {
+  run: string
+  term: number
+}
+
+/** A window of bucket ends, `(from, to]`, one finalizer run owns. */
+export interface FinalizedWindow {
+  /** The previous mark; `null` when there was none. */
+  from: number | null
+  to: number
+}
 
 /** Shortest time between two archive writes of one bucket, per resolution, in ms. */
 export type FlushCadence = Readonly<Partial<Record<Resolution, number>>>
@@ -21,6 +43,10 @@ export interface FoldOptions {
    * bucket that already holds this mark is left unchanged, so a replay counts nothing twice.
    */
   mark?: JournalMark
+  /** A term for the run a `needs-term` outcome named; taken only by that run, and only when above the ticker's term. */
+  term?: TermGrant
+  /** When the batch was accepted (epoch ms): the change events the fold publishes carry it. */
+  acceptedAt?: number
 }
 
 /**
@@ -33,17 +59,29 @@ export interface HotState {
   /**
    * Atomically folds items of one ticker into every retained bucket they belong to, at
    * all eight resolutions. Items whose `(ticker, id)` was seen within the dedupe window
-   * are ignored (the first accepted copy counts). Each changed bucket gets `rev + 1` and
-   * is marked dirty for the write-behind.
+   * are ignored (the first accepted copy counts). A fold that changes anything counts one
+   * change of the ticker; each changed bucket takes that position as its `rev` and is
+   * marked dirty for the write-behind.
+   *
+   * The fold publishes each changed bucket as a `change` event on its series channel in
+   * the same atomic step (an adapter built without a bus publishes nothing), so every
+   * series channel carries its buckets' states in position order, and a fold that is
+   * committed is published: no caller can die in between.
    */
   fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome>
   /**
-   * Installs buckets read from the archive for `refs` that are still missing; a ref with
-   * no bucket in `found` is marked as known-empty. Never overwrites a loaded bucket. The
-   * caller passes them as `reloadedBucket` makes them, revs past the reload gap.
+   * Installs buckets read from the archive (`found`, as stored) for `refs` that are still
+   * missing; a ref with no bucket in `found` is marked as known-empty. A bucket held in a
+   * state of an earlier term keeps the newer of that state and the archive's. Installed
+   * and reconciled buckets take the ticker's current position as their rev; a bucket of
+   * the current term is never overwritten.
    */
   seed (refs: BucketRef[], found: Bucket[]): Promise<void>
-  /** Loaded buckets of a series with `from <= start < to`, ascending. */
+  /**
+   * Loaded buckets of a series with `from <= start < to`, ascending, read atomically: no
+   * fold lands in the middle of the read, so every state of the series up to the newest
+   * rev returned is in the answer (or was overwritten by a newer one that is).
+   */
   range (ticker: string, resolution: Resolution, from: number, to: number): Promise<Bucket[]>
   /** The loaded buckets among `refs` (missing ones are left out). */
   get (refs: BucketRef[]): Promise<Bucket[]>
@@ -74,8 +112,19 @@ export interface HotState {
    * since stays dirty and, when this caller still holds its lease, is eligible at once.
    */
   markClean (done: Bucket[]): Promise<void>
-  /** Marks buckets dirty again (the finalizer uses it to write final states). */
+  /**
+   * Marks buckets dirty again so their final state is written (the finalizer). A bucket
+   * last written at or after its end is left alone: the archive holds it final already.
+   */
   markDirty (refs: BucketRef[]): Promise<void>
+  /**
+   * Buckets of these tickers whose end is in `(from, to]` and that a fold may have touched
+   * (a superset of the loaded ones; read them with {@link HotState.get}). The finalizer
+   * asks once per window, so its cost follows the buckets that were open, not the number
+   * of tickers. Windows ending at or before `from` are taken as finalized: an adapter may
+   * forget them.
+   */
+  endedBuckets (tickers: readonly string[], from: number, to: number): Promise<BucketRef[]>
   /**
    * Item fingerprints the dedupe window holds now for these tickers, across every slice
    * (for the sizing gauge: bytes per fingerprint × this = the dedupe memory).
@@ -85,12 +134,14 @@ export interface HotState {
   dirtyCount (): Promise<number>
   /**
    * Moves the finalizer's mark — the end of the last window finalized — forward to `to`
-   * (epoch ms), atomically for every process sharing this hot state, so each window is
-   * finalized once however many workers run the finalizer. Resolves with the previous
-   * mark (`null` when there was none) when this caller moved it, so it now owns the window
-   * `(previous, to]`; `undefined` when the mark was already at or past `to`.
+   * (epoch ms, a multiple of `stepMs`), atomically for every process sharing this hot
+   * state, so each window is finalized once however many workers run the finalizer. An
+   * adapter with a clock of its own (Redis) caps `to` at its own time rounded down to
+   * `stepMs`, so a process whose clock runs ahead cannot finalize buckets still open.
+   * Resolves with the window this caller now owns, `(from, to]` (`from` is `null` when
+   * there was no mark), or `undefined` when the mark was already at or past `to`.
    */
-  advanceFinalizedMark (to: number): Promise<number | null | undefined>
+  advanceFinalizedMark (to: number, stepMs: number): Promise<FinalizedWindow | undefined>
   ping (): Promise<void>
   close (): Promise<void>
 }

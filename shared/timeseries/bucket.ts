@@ -38,8 +38,10 @@ export interface Aggregate {
   count: number
   sum: number
   label_counts: LabelCounts
-  /** Sorted, unique. */
+  /** Sorted, unique; at most {@link MAX_SOURCES}. */
   sources: string[]
+  /** Present (true) when sources past {@link MAX_SOURCES} were left out of `sources`. */
+  sources_truncated?: true
   first: OrderKey
   last: OrderKey
 }
@@ -67,19 +69,9 @@ export interface JournalMark {
   seq: number
 }
 
-/**
- * The epoch of batches journaled before journals had one: their buckets carry a `seq`
- * and no epoch, and a replay of those batches must still find them.
- */
-export const UNNAMED_EPOCH = ''
-
-function epochOf (bucket: Pick<Bucket, 'epoch'> | undefined): string | undefined {
-  return bucket === undefined ? undefined : bucket.epoch ?? UNNAMED_EPOCH
-}
-
 /** Whether `bucket` already holds the batch at `mark` (a replay must not fold it again). */
 export function holdsMark (bucket: Pick<Bucket, 'seq' | 'epoch'> | undefined, mark: JournalMark | undefined): boolean {
-  return mark !== undefined && epochOf(bucket) === mark.epoch && bucket?.seq !== undefined && bucket.seq >= mark.seq
+  return mark !== undefined && bucket?.epoch === mark.epoch && bucket.seq !== undefined && bucket.seq >= mark.seq
 }
 
 /** A bucket as clients see it (SPEC §2). Partial buckets carry progress fields. */
@@ -96,6 +88,8 @@ export interface WireBucket {
   avg: number
   label_counts: LabelCounts
   sources: string[]
+  /** True when sources past the first 64 were left out of `sources`. */
+  sources_truncated: boolean
   last_updated: string
   is_partial: boolean
   rev: number
@@ -160,30 +154,17 @@ export function aggregateOf (item: ScoredItem): Aggregate {
  * Most distinct sources a bucket keeps: the first `MAX_SOURCES` in sorted order. A bucket
  * must stay well under DynamoDB's 400 KB item limit however many sources write about a
  * ticker (64 sources of at most 32 characters are about 2 KB). Keeping the smallest K of
- * a union is itself associative and commutative, so the merge law still holds. The Redis
- * fold receives this same constant as an argument.
+ * a union is itself associative and commutative, so the merge law still holds; a bucket
+ * that left sources out says so (`sources_truncated`: either side had left some out, or
+ * their union is longer than the cut — together, whether the union of all its items'
+ * sources is). The Redis fold receives this same constant as an argument.
  */
 export const MAX_SOURCES = 64
 
-/**
- * How far a bucket's `rev` jumps when it is reloaded from the archive into a hot state that
- * lost it (2^32). The archive holds the rev last written, but the hot state may have issued
- * later revs before it lost them (a Redis that restarted empty between flushes), and clients
- * and gateway caches hold those and ignore anything not newer. Continuing past the gap keeps
- * every later rev above any the lost state could have reached: a hot state would need more
- * than four billion unflushed changes of one bucket to catch up. Revs stay exact integers in
- * JSON, Lua and DynamoDB for two million reloads of one bucket.
- */
-export const RELOAD_REV_GAP = 2 ** 32
-
-/** A bucket read back from the archive, as a hot state installs it: its rev past {@link RELOAD_REV_GAP}. */
-export function reloadedBucket (archived: Bucket): Bucket {
-  return { ...archived, rev: archived.rev + RELOAD_REV_GAP }
-}
-
-function unionSorted (a: readonly string[], b: readonly string[]): string[] {
-  if (b.length === 1 && a.includes(b[0] as string)) return a.slice()
-  return [...new Set([...a, ...b])].sort().slice(0, MAX_SOURCES)
+function unionSorted (a: readonly string[], b: readonly string[]): { sources: string[], truncated: boolean } {
+  if (b.length === 1 && a.includes(b[0] as string)) return { sources: a.slice(), truncated: false }
+  const union = [...new Set([...a, ...b])].sort()
+  return { sources: union.slice(0, MAX_SOURCES), truncated: union.length > MAX_SOURCES }
 }
 
 /**
@@ -193,7 +174,8 @@ function unionSorted (a: readonly string[], b: readonly string[]): string[] {
 export function mergeAggregates (a: Aggregate, b: Aggregate): Aggregate {
   const aFirst = compareOrder(a.first, b.first) <= 0
   const aLast = compareOrder(a.last, b.last) >= 0
-  return {
+  const sources = unionSorted(a.sources, b.sources)
+  const merged: Aggregate = {
     open: aFirst ? a.open : b.open,
     first: aFirst ? a.first : b.first,
     close: aLast ? a.close : b.close,
@@ -207,8 +189,10 @@ export function mergeAggregates (a: Aggregate, b: Aggregate): Aggregate {
       neutral: a.label_counts.neutral + b.label_counts.neutral,
       negative: a.label_counts.negative + b.label_counts.negative
     },
-    sources: unionSorted(a.sources, b.sources)
+    sources: sources.sources
   }
+  if (a.sources_truncated === true || b.sources_truncated === true || sources.truncated) merged.sources_truncated = true
+  return merged
 }
 
 /** Folds items (already deduplicated) into an aggregate; `undefined` for none. */
@@ -222,23 +206,25 @@ export function foldAggregate (items: readonly ScoredItem[], into?: Aggregate): 
 }
 
 /**
- * Applies an aggregate of new items to a stored bucket (or creates it): one change,
- * so `rev` goes up by one and `last_updated` moves to `now` (never backwards).
+ * Applies an aggregate of new items to a stored bucket (or creates it): one change, so the
+ * bucket takes `rev`, the ticker's new position (shared/timeseries/revision.ts), and
+ * `last_updated` moves to `now` (never backwards).
  */
-export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, delta: Aggregate, now: number, mark?: JournalMark): Bucket {
+export function applyToBucket (ref: BucketRef, existing: Bucket | undefined, delta: Aggregate, change: { now: number, rev: number, mark?: JournalMark | undefined }): Bucket {
+  const { now, rev, mark } = change
   const merged = existing === undefined ? delta : mergeAggregates(existing, delta)
   const bucket: Bucket = {
     ticker: ref.ticker,
     resolution: ref.resolution,
     start: ref.start,
     ...merged,
-    rev: (existing?.rev ?? 0) + 1,
+    rev,
     last_updated: Math.max(now, existing?.last_updated ?? 0)
   }
   // A mark of another journal replaces the old one: only this journal's replays compare to it.
   if (mark !== undefined) {
-    if (mark.epoch !== UNNAMED_EPOCH) bucket.epoch = mark.epoch
-    bucket.seq = epochOf(existing) === mark.epoch ? Math.max(mark.seq, existing?.seq ?? -1) : mark.seq
+    bucket.epoch = mark.epoch
+    bucket.seq = existing?.epoch === mark.epoch ? Math.max(mark.seq, existing.seq ?? -1) : mark.seq
   } else if (existing?.seq !== undefined) {
     bucket.seq = existing.seq
     if (existing.epoch !== undefined) bucket.epoch = existing.epoch
@@ -291,6 +277,7 @@ export function toWireBucket (bucket: Bucket, now: number): WireBucket {
     avg: bucket.sum / bucket.count,
     label_counts: { ...bucket.label_counts },
     sources: bucket.sources.slice(),
+    sources_truncated: bucket.sources_truncated === true,
     last_updated: toIsoSecond(bucket.last_updated),
     is_partial: partial,
     rev: bucket.rev

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import Sentiment from 'sentiment'
 import { type Label, type ScoredItem, labelFor } from './bucket.js'
 import { bucketRefsFor } from './bucket.js'
 import { RETENTION_MS } from './resolutions.js'
@@ -12,6 +13,18 @@ export const ID_PATTERN = '^[^\\u0000-\\u001f\\u007f]{1,128}$'
 const TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]\\d{2}:\\d{2})$'
 
 const LONGEST_RETENTION_DAYS = Math.max(...Object.values(RETENTION_MS)) / 86_400_000
+
+const analyzer = new Sentiment()
+
+/**
+ * Scores a headline or body with the AFINN-165 lexicon and squashes the raw sum into
+ * [-1, 1] with tanh, so one strong word reads about ±0.6 and many saturate toward ±1.
+ */
+export function scoreText (text: string): number {
+  const { score } = analyzer.analyze(text)
+  const squashed = Math.tanh(score / 4)
+  return Math.round(squashed * 1e6) / 1e6
+}
 
 /** Largest accepted `text`, in UTF-8 bytes. */
 export const MAX_TEXT_BYTES = 4096
@@ -44,7 +57,8 @@ export interface ItemProblem {
 }
 
 export interface ItemRules {
-  tickers: ReadonlySet<string>
+  /** The tickers items may name. */
+  tickers: { has: (ticker: string) => boolean }
   now: number
   /** Scores `text` to [-1, 1] when an item has no score. */
   scoreText: (text: string) => number

@@ -1,4 +1,4 @@
-import { type Resolution, isResolution } from './resolutions.js'
+import { type Resolution, DURATION_MS, RESOLUTIONS, isResolution } from './resolutions.js'
 
 /**
  * A series is one ticker at one resolution: the DynamoDB partition key and the pub/sub
@@ -45,4 +45,18 @@ export function groupByTicker<T extends { ticker: string }> (list: readonly T[])
     else group.push(entry)
   }
   return groups
+}
+
+/** Every bucket of `tickers`, at every resolution, whose end is in `(from, to]`. */
+export function endedBetween (tickers: readonly string[], from: number, to: number): BucketRef[] {
+  const refs: BucketRef[] = []
+  for (const ticker of tickers) {
+    for (const resolution of RESOLUTIONS) {
+      const duration = DURATION_MS[resolution]
+      for (let end = (Math.floor(from / duration) + 1) * duration; end <= to; end += duration) {
+        refs.push({ ticker, resolution, start: end - duration })
+      }
+    }
+  }
+  return refs
 }

@@ -19,8 +19,8 @@ export const DURATION_MS: Readonly<Record<Resolution, number>> = {
   '24h': DAY
 }
 
-/** How long a bucket is kept after its end (DynamoDB `ttl` = end + retention). */
-export const RETENTION_MS: Readonly<Record<Resolution, number>> = {
+/** How long a bucket of each resolution is kept after its end, in production. */
+export const PRODUCTION_RETENTION_MS: Readonly<Record<Resolution, number>> = {
   '1m': 6 * HOUR,
   '5m': 12 * HOUR,
   '10m': DAY,
@@ -29,6 +29,36 @@ export const RETENTION_MS: Readonly<Record<Resolution, number>> = {
   '6h': 30 * DAY,
   '12h': 60 * DAY,
   '24h': 90 * DAY
+}
+
+/**
+ * How long a bucket is kept after its end (DynamoDB `ttl` = end + retention): the
+ * production retention, unless a test scale was applied with {@link applyRetentionScale}.
+ * Every rule that speaks of retention reads this table, so one call changes them all.
+ */
+export const RETENTION_MS: Readonly<Record<Resolution, number>> = { ...PRODUCTION_RETENTION_MS }
+
+/**
+ * The production retention divided by `scale` (a test setting, so that expiry happens
+ * within minutes), in whole seconds and at least one: a bucket's `ttl` (whole seconds)
+ * then agrees exactly with {@link isRetained}.
+ */
+export function scaledRetention (scale: number): Record<Resolution, number> {
+  if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`retention scale must be a whole number of at least 1; got ${scale}`)
+  const scaled = {} as Record<Resolution, number>
+  for (const resolution of RESOLUTIONS) {
+    scaled[resolution] = Math.max(1000, Math.round(PRODUCTION_RETENTION_MS[resolution] / scale / 1000) * 1000)
+  }
+  return scaled
+}
+
+/**
+ * Sets {@link RETENTION_MS} for this thread to the production retention divided by `scale`
+ * (1: production). Called once at start with the configured scale (`retentionScale`), before
+ * anything folds or reads; never in production, where the configuration refuses a scale.
+ */
+export function applyRetentionScale (scale: number): void {
+  Object.assign(RETENTION_MS, scaledRetention(scale))
 }
 
 export function isResolution (value: unknown): value is Resolution {

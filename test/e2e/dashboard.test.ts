@@ -221,8 +221,8 @@ t.test('with WebSocket blocked the page falls back to SSE and still updates', as
   const { page } = await openPage(t, browser)
   await page.addInitScript('window.WebSocket = class { constructor () { throw new Error("WebSocket blocked by policy") } }')
   await page.goto(p.url)
-  await waitForState(page, 'sse')
-  t.equal(await connectionState(page), 'sse')
+  await waitForState(page, 'fallback')
+  t.equal(await connectionState(page), 'fallback')
   const times: number[] = []
   for (let i = 0; i < 3; i++) times.push(await timePostToPage(p, page, await selectedTicker(page) as string))
   t.comment(`post → page over SSE: p50 ${percentile(times, 50).toFixed(0)} ms`)

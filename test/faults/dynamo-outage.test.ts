@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { ScoredItem } from '../../shared/timeseries/index.js'
+import type { ScoredItem } from '../../shared/timeseries/bucket.js'
 import { expectedBuckets } from '../helpers/expected.js'
 import { makeItems, postOnce, startFaultCluster, waitForArchive, waitForHot } from '../helpers/fault-cluster.js'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { ScoredItem } from '../../shared/timeseries/index.js'
+import type { ScoredItem } from '../../shared/timeseries/bucket.js'
 import { makeItems, postUntilAccepted, startFaultCluster, waitForHot } from '../helpers/fault-cluster.js'
 import { type ClientState, SseTestClient, until, WsTestClient } from '../helpers/stream-clients.js'
 
@@ -38,13 +38,15 @@ t.test('a gateway SIGKILLed: its WebSocket and SSE clients resume on the other g
       await victim.kill('SIGKILL')
       await until(() => ws.closeCode !== undefined, 5000, 'the WebSocket to notice')
       sse.close()
-      const wsSince = ws.state.lastId
+      const wsPositions = { ...ws.state.positions }
       const sseSince = sse.state.lastId
-      t.comment(`gateway A SIGKILLed after ${accepted.length} items; WS client last id ${wsSince}, SSE client last id ${sseSince}`)
+      t.comment(`gateway A SIGKILLed after ${accepted.length} items; WS client at ${Object.keys(wsPositions).length} series positions, SSE client token ${sseSince}`)
       // The same clients reconnect elsewhere, keeping what they already hold.
       wsResumed = await WsTestClient.open(survivor.url)
       for (const [key, b] of ws.state.buckets) wsResumed.state.buckets.set(key, b)
-      await wsResumed.subscribe(TICKERS, RESOLUTIONS, wsSince as string)
+      const reply = await wsResumed.subscribe(TICKERS, RESOLUTIONS, wsPositions)
+      const without = TICKERS.flatMap((ticker) => RESOLUTIONS.map((r) => `${ticker}#${r}`)).filter((key) => wsPositions[key] === undefined || wsPositions[key] === '0').sort()
+      t.same(reply.not_recovered, without, `every series with a position resumed from it on gateway B (${without.length} had none yet)`)
       const lastEventId = sseSince as string
       sseResumed = new SseTestClient(`${survivor.url}/api/v2/stream?${QUERY}`, {
         fetch: async (input, init) => await fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), 'last-event-id': lastEventId } })
@@ -68,7 +70,7 @@ t.test('a gateway SIGKILLed: its WebSocket and SSE clients resume on the other g
   await until(same, 20_000, 'resumed clients to converge').catch(() => {})
   const want = digest(undisturbed.state)
   t.ok(Object.keys(want).length > 100, `the undisturbed client holds ${Object.keys(want).length} buckets`)
-  t.same(digest(resumedWs.state), want, 'the WebSocket client resumed with `since` on gateway B holds exactly the undisturbed client\'s state (rev, count, sum of every bucket)')
+  t.same(digest(resumedWs.state), want, 'the WebSocket client resumed with its positions on gateway B holds exactly the undisturbed client\'s state (rev, count, sum of every bucket)')
   t.same(digest(resumedSse.state), want, 'the SSE client resumed with Last-Event-ID on gateway B holds exactly the undisturbed client\'s state')
   t.comment(`resume replay: WS got ${resumedWs.state.events.length} events after resuming, SSE ${resumedSse.state.events.length}`)
 })

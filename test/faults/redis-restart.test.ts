@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Bucket, ScoredItem } from '../../shared/timeseries/index.js'
+import type { Bucket, ScoredItem } from '../../shared/timeseries/bucket.js'
 import { expectedBuckets, differences } from '../helpers/expected.js'
 import { compare, makeItems, postUntilAccepted, startFaultCluster, waitForArchive, waitForHot, waitReady } from '../helpers/fault-cluster.js'
 import { SseTestClient, until, WsTestClient } from '../helpers/stream-clients.js'

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import t from 'tap'
-import type { ScoredItem } from '../../shared/timeseries/index.js'
+import type { ScoredItem } from '../../shared/timeseries/bucket.js'
 import { expectedBuckets } from '../helpers/expected.js'
 import { makeItems, postUntilAccepted, rssOf, startFaultCluster, waitForHot } from '../helpers/fault-cluster.js'
 import { until, WsTestClient } from '../helpers/stream-clients.js'

@@ -19,9 +19,10 @@ export function mulberry32 (seed: number): Random {
 
 /**
  * A dashboard-like stream client that survives faults: on any close or error it reconnects
- * to a live gateway (possibly another one) and resumes from its last event id (`since` on
- * WebSocket, `Last-Event-ID` on SSE), keeping every bucket it already holds (highest rev
- * wins), as the Pulse dashboard does.
+ * to a live gateway (possibly another one) and resumes from its positions (`positions` on
+ * WebSocket, the stream's token as `Last-Event-ID` on SSE), keeping every bucket it already
+ * holds (highest rev wins); a series the gateway could not resume is read afresh with a
+ * snapshot (on SSE its whole window follows by itself).
  */
 export class ChaosClient {
   readonly state = new ClientState()
@@ -84,13 +85,25 @@ export class ChaosClient {
       this.#reconnect()
     }
     socket.on('open', () => {
-      const since = this.state.lastId
-      socket.send(JSON.stringify({ op: 'subscribe', tickers: this.tickers, resolutions: this.resolutions, ...(since === undefined ? {} : { since }) }))
+      const positions = { ...this.state.positions }
+      const resuming = Object.keys(positions).length > 0
+      socket.send(JSON.stringify({ op: 'subscribe', tickers: this.tickers, resolutions: this.resolutions, ...(resuming ? { positions } : {}) }))
     })
     socket.on('message', (data) => {
       const parsed = JSON.parse(data.toString()) as ReceivedEvent | ReceivedEvent[]
       for (const event of Array.isArray(parsed) ? parsed : [parsed]) {
-        if (event.type === 'subscribed') this.#connected = true
+        if (event.type === 'subscribed') {
+          this.#connected = true
+          // Series without a position, or that the gateway could not continue, are read afresh.
+          const missing = this.tickers.flatMap((ticker) => this.resolutions.map((r) => `${ticker}#${r}`))
+            .filter((key) => this.state.positions[key] === undefined || (event.not_recovered as string[] | undefined)?.includes(key) === true)
+          if (event.replayed !== undefined) {
+            for (const key of missing) {
+              const [ticker, resolution] = key.split('#')
+              socket.send(JSON.stringify({ op: 'snapshot', id: `c${this.reconnects}:${key}`, ticker, resolution }))
+            }
+          }
+        }
         this.state.apply(event)
       }
     })
@@ -99,6 +112,7 @@ export class ChaosClient {
   }
 
   #connectSse (gateway: ManagedProcess): void {
+    // The stream's resume token: the id of the last event of the previous stream (same URL).
     const since = this.state.lastId
     const query = `tickers=${this.tickers.join(',')}&resolutions=${this.resolutions.join(',')}`
     const source = new EventSource(`${gateway.url}/api/v2/stream?${query}`, {

@@ -1,4 +1,5 @@
-import { type Aggregate, type Bucket, type BucketRef, bucketId, foldAggregate, groupByBucket, type ScoredItem } from '../../shared/timeseries/index.js'
+import { type Aggregate, type Bucket, foldAggregate, groupByBucket, type ScoredItem } from '../../shared/timeseries/bucket.js'
+import { type BucketRef, bucketId } from '../../shared/timeseries/keys.js'
 import { firstCopies } from './items.js'
 
 /** The buckets the domain says these items make, keyed by `bucketId`. */

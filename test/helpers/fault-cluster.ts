@@ -4,17 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { tableName } from '../../shared/adapters/dynamo/table.js'
-import { RedisHotState } from '../../shared/adapters/redis/index.js'
-import type { Bucket, ScoredItem } from '../../shared/timeseries/index.js'
-import { labelFor } from '../../shared/timeseries/index.js'
+import { type RedisClusterOptions, RedisHotState } from '../../shared/adapters/redis/index.js'
+import type { Bucket, ScoredItem } from '../../shared/timeseries/bucket.js'
+import { labelFor } from '../../shared/timeseries/bucket.js'
 import { differences, expectedBuckets } from './expected.js'
 import { TEST_INGEST_KEY } from './pulse.js'
 import { type ManagedProcess, startDynaliteProcess, startPulseProcess, type Teardown } from './processes.js'
 import { type RedisServer, startRedisServer } from './redis-server.js'
 
-/** A Redis, a dynalite and Pulse processes sharing one random `PULSE_ENV`, all owned by one test. */
-export interface FaultCluster {
-  redis: RedisServer
+/** A dynalite and Pulse processes on one Redis (or Redis Cluster), sharing one random `PULSE_ENV`, all owned by one test. */
+export interface PulseOnRedis {
   dynalite: ManagedProcess & { endpoint: string }
   env: Record<string, string>
   hot: RedisHotState
@@ -23,37 +22,68 @@ export interface FaultCluster {
   workers: ManagedProcess[]
 }
 
-export interface FaultClusterOptions {
+/** {@link PulseOnRedis} with the Redis it started or was given. */
+export interface FaultCluster extends PulseOnRedis {
+  redis: RedisServer
+}
+
+export interface PulseOnRedisOptions {
   tickers: string[]
   gateways: number
   workers: number
-  aof?: boolean
   env?: Record<string, string>
+  /** The URL Pulse and the checks use. */
+  redisUrl: string
+  /** Set: `redisUrl` is a seed node of a Redis Cluster (`REDIS_CLUSTER=1`, and `REDIS_CLUSTER_NAT_MAP` from `natMap`). */
+  redisCluster?: RedisClusterOptions
 }
 
-/** Starts the pieces; batches a killed worker held are retried after `QUEUE_LOCK_MS` (2 s here, 30 s in production). */
+export interface FaultClusterOptions extends Omit<PulseOnRedisOptions, 'redisUrl' | 'redisCluster'> {
+  aof?: boolean
+  /** A Redis the test started (default: one of its own), and the URL Pulse and the checks use (default: its own). */
+  redis?: RedisServer
+  redisUrl?: string
+}
+
+/**
+ * Starts the pieces; batches a killed worker held are retried after `QUEUE_LOCK_MS` (2 s here,
+ * 30 s in production), and buckets a cut-short flush held after `FLUSH_LEASE_MS` (4 s here,
+ * 60 s in production).
+ */
 export async function startFaultCluster (t: Teardown, options: FaultClusterOptions): Promise<FaultCluster> {
-  const redis = await startRedisServer(t, { aof: options.aof ?? false })
+  const redis = options.redis ?? await startRedisServer(t, { aof: options.aof ?? false })
+  return { redis, ...await startPulseOnRedis(t, { ...options, redisUrl: options.redisUrl ?? redis.url }) }
+}
+
+/** {@link startFaultCluster} on a Redis or Redis Cluster the caller started. */
+export async function startPulseOnRedis (t: Teardown, options: PulseOnRedisOptions): Promise<PulseOnRedis> {
+  const { redisUrl, redisCluster } = options
   const dynalite = await startDynaliteProcess(t)
+  const clusterEnv: Record<string, string> = redisCluster === undefined ? {} : { REDIS_CLUSTER: '1' }
+  if (redisCluster?.natMap !== undefined) {
+    clusterEnv.REDIS_CLUSTER_NAT_MAP = Object.entries(redisCluster.natMap).map(([announced, to]) => `${announced}=${to.host}:${to.port}`).join(',')
+  }
   const env = {
-    REDIS_URL: redis.url,
+    ...clusterEnv,
+    REDIS_URL: redisUrl,
     DYNAMODB_ENDPOINT: dynalite.endpoint,
     PULSE_ENV: `f${randomBytes(3).toString('hex')}`,
     TICKERS: options.tickers.join(','),
     FLUSH_INTERVAL_MS: '500',
     QUEUE_LOCK_MS: '2000',
+    FLUSH_LEASE_MS: '4000',
     ...options.env
   }
   const [gateways, workers] = await Promise.all([
     Promise.all(Array.from({ length: options.gateways }, async () => await startPulseProcess(t, { role: 'gateway', env }))),
     Promise.all(Array.from({ length: options.workers }, async () => await startPulseProcess(t, { role: 'worker', env })))
   ])
-  const hot = new RedisHotState({ connection: redis.url, env: env.PULSE_ENV, dedupeWindowMs: 86_400_000 })
+  const hot = new RedisHotState({ connection: redisUrl, cluster: redisCluster, env: env.PULSE_ENV, dedupeWindowMs: 86_400_000 })
   t.teardown(async () => await hot.close())
   const { doc, client } = createDynamoClients({ region: 'us-east-1', endpoint: dynalite.endpoint })
   t.teardown(() => client.destroy())
   const archive = new DynamoArchive({ client: doc, tableName: tableName(env.PULSE_ENV) })
-  return { redis, dynalite, env, hot, archive, gateways, workers }
+  return { dynalite, env, hot, archive, gateways, workers }
 }
 
 /** `count` items spread over the last two hours (many late for their 1m–1h buckets), ids prefixed to keep phases apart. */
@@ -110,13 +140,13 @@ export function compare (items: readonly ScoredItem[], stored: readonly Bucket[]
 }
 
 /** Every bucket the fold of `items` makes, as stored in Redis (hot) and DynamoDB (archive). */
-export async function readBoth (cluster: FaultCluster, items: readonly ScoredItem[]): Promise<{ hot: Bucket[], archive: Bucket[] }> {
+export async function readBoth (cluster: PulseOnRedis, items: readonly ScoredItem[]): Promise<{ hot: Bucket[], archive: Bucket[] }> {
   const refs = [...expectedBuckets(items, Date.now()).values()].map((e) => e.ref)
   return { hot: await cluster.hot.get(refs), archive: await cluster.archive.get(refs, Date.now()) }
 }
 
 /** Polls until the hot state equals the fold of `items`; returns the last problems seen. */
-export async function waitForHot (cluster: FaultCluster, items: readonly ScoredItem[], ms: number): Promise<{ problems: string[], buckets: number }> {
+export async function waitForHot (cluster: PulseOnRedis, items: readonly ScoredItem[], ms: number): Promise<{ problems: string[], buckets: number }> {
   const deadline = Date.now() + ms
   for (;;) {
     const refs = [...expectedBuckets(items, Date.now()).values()].map((e) => e.ref)
@@ -127,7 +157,7 @@ export async function waitForHot (cluster: FaultCluster, items: readonly ScoredI
 }
 
 /** Polls until the dirty set is empty and DynamoDB equals the fold of `items`. */
-export async function waitForArchive (cluster: FaultCluster, items: readonly ScoredItem[], ms: number): Promise<{ problems: string[], buckets: number }> {
+export async function waitForArchive (cluster: PulseOnRedis, items: readonly ScoredItem[], ms: number): Promise<{ problems: string[], buckets: number }> {
   const deadline = Date.now() + ms
   for (;;) {
     const dirty = await cluster.hot.dirtyCount().catch(() => -1)

@@ -1,5 +1,6 @@
 import fc from 'fast-check'
-import { type Bucket, type BucketRef, type ScoredItem, labelFor } from '../../shared/timeseries/index.js'
+import { type Bucket, type ScoredItem, labelFor } from '../../shared/timeseries/bucket.js'
+import type { BucketRef } from '../../shared/timeseries/keys.js'
 
 /** Arbitrary ids, including non-ASCII and astral characters, where ordering ties matter. */
 export const idArb = fc.oneof(

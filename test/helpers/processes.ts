@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { TEST_INGEST_KEY } from './pulse.js'
 import { freePort } from './free-port.js'
+
+/** The ingest key test processes accept (also exported by ./pulse.js). Kept here, free of tap, so scripts can use it. */
+export const TEST_INGEST_KEY = 'test-ingest-key-0123456789'
 
 export { freePort }
 
@@ -79,17 +81,20 @@ function managed (t: Teardown, name: string, port: number, command: string[], en
   return { url: `http://127.0.0.1:${port}`, port, pid: () => child?.pid, output: () => output, kill, start, stop }
 }
 
-/** dynalite in its own process (so a test can take DynamoDB away), on a free port. */
-export async function startDynaliteProcess (t: Teardown): Promise<ManagedProcess & { endpoint: string }> {
+/**
+ * dynalite in its own process (so a test can take DynamoDB away), on a free port, started
+ * through `scripts/dynalite.mjs` so its store stays bounded as the embedded archive's does.
+ */
+export async function startDynaliteProcess (t: Teardown): Promise<ManagedProcess & { endpoint: string, dir: string }> {
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'pulse-dynalite-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
-  const command = [process.execPath, 'node_modules/dynalite/cli.js', '--port', String(port), '--path', dir, '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0']
+  const command = [process.execPath, 'scripts/dynalite.mjs', '--port', String(port), '--path', dir, '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0']
   const proc = managed(t, 'dynalite', port, command, {}, async (child) => {
     await until(async () => (await fetch(`http://127.0.0.1:${port}`, { method: 'POST' }).then((r) => r.status)) > 0, child, 'dynalite')
   })
   await proc.start()
-  return { ...proc, endpoint: `http://127.0.0.1:${port}` }
+  return { ...proc, endpoint: `http://127.0.0.1:${port}`, dir }
 }
 
 export interface PulseProcessOptions {

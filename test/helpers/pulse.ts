@@ -3,8 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../shared/config/config.js'
 import { type Pulse, type StartOptions, startPulse } from '../../services/runtime.js'
+import { sharedDynalite, uniqueEnv } from './shared-services.js'
 
-export const TEST_INGEST_KEY = 'test-ingest-key-0123456789'
+import { TEST_INGEST_KEY } from './processes.js'
+
+export { TEST_INGEST_KEY }
+
+// The archive client runs in the test's own process: no warning about Node 20 in every file's output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 /** The subset of a tap test this helper needs. */
 interface Teardown {
@@ -22,13 +28,22 @@ export interface TestPulse {
 }
 
 /**
- * Starts a real embedded Pulse (journal, dynalite, gateway) on a free loopback port in a
- * fresh data directory, torn down with the test. `env` overrides the environment.
+ * Starts a real embedded Pulse (journal, DynamoDB archive, gateway) on a free loopback port
+ * in a fresh data directory, torn down with the test. `env` overrides the environment.
+ *
+ * Its archive is a table of its own (a fresh `PULSE_ENV`) on the dynalite this test file
+ * shares (see shared-services.ts): starting embedded mode's own dynalite thread costs about
+ * two seconds of CPU each time. A test that sets `DATA_DIR` (to restart on the same data)
+ * or `DYNAMODB_ENDPOINT` gets exactly what it asked for: with `DATA_DIR` alone, embedded
+ * mode's dynalite thread storing under it, as operators run it.
  */
 export async function startTestPulse (t: Teardown, env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestPulse> {
   // Tests post items "now" and read the current bucket: start clear of a minute boundary.
   await clearOfMinuteBoundary(5000)
   const dataDir = env.DATA_DIR ?? await mkdtemp(join(tmpdir(), 'pulse-test-'))
+  const archive = env.DATA_DIR !== undefined || env.DYNAMODB_ENDPOINT !== undefined
+    ? {}
+    : { DYNAMODB_ENDPOINT: (await sharedDynalite()).endpoint, PULSE_ENV: uniqueEnv('e') }
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -38,6 +53,7 @@ export async function startTestPulse (t: Teardown, env: Record<string, string> =
     LOG_LEVEL: 'silent',
     RATE_LIMIT_INGEST: '0',
     RATE_LIMIT_READ: '0',
+    ...archive,
     ...env
   })
   const pulse = await startPulse(config, options)

@@ -19,9 +19,9 @@ export interface RedisClusterNode {
 }
 
 /**
- * A real Redis Cluster of masters (no replicas) on free loopback ports, each with an
- * append-only file, so a master that is stopped and started again comes back with its data
- * and its slots.
+ * A real Redis Cluster of masters on free loopback ports, each with an append-only file, so
+ * a master that is stopped and started again comes back with its data and its slots.
+ * Replicas are added by `addClusterReplicas` (redis-cluster-replicas.ts).
  */
 export interface RedisCluster {
   /** A seed node's URL, as `REDIS_URL` with `REDIS_CLUSTER=1`. */
@@ -29,6 +29,12 @@ export interface RedisCluster {
   nodes: RedisClusterNode[]
   /** Stops master `index` (SIGTERM, or SIGKILL with `kill`), waits `downMs`, starts it again and waits for `cluster_state:ok`. */
   restartMaster (index: number, options?: { downMs?: number, kill?: boolean }): Promise<void>
+  /** Stops master `index` for good (SIGTERM, or SIGKILL with `kill`), as a lost machine. */
+  stopMaster (index: number, options?: { kill?: boolean }): Promise<void>
+  /** The cluster bus port of the node on `port`. */
+  busPortOf (port: number): number
+  /** The directory the nodes keep their files in (nodes added later may share it). */
+  readonly dir: string
   /** Process ids of the running redis-servers (to sample their CPU). */
   pids (): number[]
   /** The node that serves `key`'s slot. */
@@ -42,18 +48,43 @@ async function exited (child: ChildProcess): Promise<void> {
   await once(child, 'exit')
 }
 
-async function cli (port: number, ...args: string[]): Promise<string> {
+/** Runs `redis-cli` against the node on `port` and returns what it printed. */
+export async function cli (port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 })
   return stdout
 }
 
-async function until (check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+/** Polls `check` every 100 ms until it answers true; throws after `ms`. */
+export async function until (check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return
     await sleep(100)
   }
   throw new Error(`${what} within ${ms} ms`)
+}
+
+/**
+ * Starts one `redis-server --cluster-enabled yes` on `port` (cluster bus on `busPort`),
+ * keeping its files in `dir`, and waits until it answers PING.
+ */
+export async function launchClusterNode (dir: string, port: number, busPort: number): Promise<ChildProcess> {
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
+    // Redis ≥ 7 takes the bus port explicitly, so it is a free one rather than port + 10000.
+    '--cluster-port', String(busPort), '--cluster-node-timeout', '5000',
+    '--appendonly', 'yes', '--appenddirname', `aof-${port}`, '--appendfsync', 'always', '--save', '',
+    // A replica added later starts its first sync at once rather than waiting for others.
+    '--repl-diskless-sync-delay', '0',
+    '--loglevel', 'warning', '--enable-debug-command', 'local'
+  ]
+  const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' })
+  await until(async () => {
+    if (child.exitCode !== null) throw new Error(`redis-server ${port} exited with ${child.exitCode}`)
+    return (await cli(port, 'ping')).trim() === 'PONG'
+  }, `redis-server ${port} answers PING`, 20_000)
+  return child
 }
 
 /**
@@ -70,20 +101,7 @@ export async function startRedisCluster (t: Teardown, options: { masters?: numbe
   let stopped = false
 
   const launch = async (port: number): Promise<void> => {
-    const args = [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-      // Redis ≥ 7 takes the bus port explicitly, so it is a free one rather than port + 10000.
-      '--cluster-port', String(busPorts.get(port)), '--cluster-node-timeout', '5000',
-      '--appendonly', 'yes', '--appenddirname', `aof-${port}`, '--appendfsync', 'always', '--save', '',
-      '--loglevel', 'warning'
-    ]
-    const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' })
-    children.set(port, child)
-    await until(async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server ${port} exited with ${child.exitCode}`)
-      return (await cli(port, 'ping')).trim() === 'PONG'
-    }, `redis-server ${port} answers PING`, 20_000)
+    children.set(port, await launchClusterNode(dir, port, busPorts.get(port) as number))
   }
 
   const clusterOk = async (port: number): Promise<boolean> => (await cli(port, 'cluster', 'info')).includes('cluster_state:ok')
@@ -94,17 +112,27 @@ export async function startRedisCluster (t: Teardown, options: { masters?: numbe
   const cluster: RedisCluster = {
     get url () { return (nodes[0] as RedisClusterNode).url },
     nodes,
+    dir,
     async restartMaster (index, restartOptions = {}) {
+      await cluster.stopMaster(index, restartOptions)
+      const node = nodes[index] as RedisClusterNode
+      await sleep(restartOptions.downMs ?? 0)
+      await launch(node.port)
+      await allOk()
+    },
+    async stopMaster (index, stopOptions = {}) {
       const node = nodes[index]
       if (node === undefined) throw new Error(`no master ${index}`)
       const child = children.get(node.port)
       if (child !== undefined) {
-        child.kill(restartOptions.kill === true ? 'SIGKILL' : 'SIGTERM')
+        child.kill(stopOptions.kill === true ? 'SIGKILL' : 'SIGTERM')
         await exited(child)
       }
-      await sleep(restartOptions.downMs ?? 0)
-      await launch(node.port)
-      await allOk()
+    },
+    busPortOf (port) {
+      const bus = busPorts.get(port)
+      if (bus === undefined) throw new Error(`no node on ${port}`)
+      return bus
     },
     pids () {
       return [...children.values()].flatMap((child) => child.pid === undefined || child.exitCode !== null ? [] : [child.pid])

@@ -44,19 +44,52 @@ export interface ReceivedEvent {
   [field: string]: unknown
 }
 
+/** Waiters of {@link until}, woken when any client receives something. */
+let waiters: Array<() => void> = []
+let wakeScheduled = false
+
+/** Wakes every waiting {@link until} once the events received in this turn are applied. */
+function received (): void {
+  if (wakeScheduled) return
+  wakeScheduled = true
+  setImmediate(() => {
+    wakeScheduled = false
+    const woken = waiters
+    waiters = []
+    for (const wake of woken) wake()
+  })
+}
+
 /** What a client knows: the highest-rev state of every bucket it heard of. */
 export class ClientState {
   readonly buckets = new Map<string, ReceivedBucket>()
   readonly events: ReceivedEvent[] = []
+  /** The id of the last bucket event (on an event stream, the stream's resume token). */
   lastId: string | undefined
+  /** Per `ticker#resolution`, the id of its last bucket event (on a WebSocket, the series position). */
+  readonly positions: Record<string, string> = {}
 
   apply (event: ReceivedEvent): void {
     this.events.push(event)
+    received()
+    if (event.type === 'snapshot') {
+      const snapshot = event as unknown as { ticker: string, resolution: string, buckets: ReceivedBucket[], partial_bucket: ReceivedBucket | null, position: string }
+      for (const bucket of [...snapshot.buckets, ...snapshot.partial_bucket === null ? [] : [snapshot.partial_bucket]]) this.#keep(bucket)
+      this.positions[`${snapshot.ticker}#${snapshot.resolution}`] = snapshot.position
+      return
+    }
     if (event.bucket === undefined) return
-    if (event.id !== undefined) this.lastId = event.id
-    const key = `${event.bucket.ticker}#${event.bucket.resolution}@${event.bucket.timestamp}`
+    if (event.id !== undefined) {
+      this.lastId = event.id
+      this.positions[`${event.bucket.ticker}#${event.bucket.resolution}`] = event.id
+    }
+    this.#keep(event.bucket)
+  }
+
+  #keep (bucket: ReceivedBucket): void {
+    const key = `${bucket.ticker}#${bucket.resolution}@${bucket.timestamp}`
     const current = this.buckets.get(key)
-    if (current === undefined || event.bucket.rev >= current.rev) this.buckets.set(key, event.bucket)
+    if (current === undefined || bucket.rev >= current.rev) this.buckets.set(key, bucket)
   }
 
   /** `key → rev:count:sum` of every bucket, for comparing two clients. */
@@ -71,12 +104,23 @@ export class ClientState {
   }
 }
 
-/** Polls until `check` holds, failing after `ms`. */
+/**
+ * Waits until `check` holds, failing after `ms`: checked again as soon as any client has
+ * received something, and every 20 ms for conditions that depend on nothing received.
+ */
 export async function until (check: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer)
+        waiters = waiters.filter((waiter) => waiter !== wake)
+        resolve()
+      }
+      const timer = setTimeout(wake, 20)
+      waiters.push(wake)
+    })
   }
 }
 
@@ -116,10 +160,10 @@ export class WsTestClient {
   }
 
   /** Sends a subscribe and waits for its `subscribed` reply. */
-  async subscribe (tickers: string[], resolutions: string[], since?: string): Promise<ReceivedEvent> {
+  async subscribe (tickers: string[], resolutions: string[], positions?: Record<string, string>): Promise<ReceivedEvent> {
     const before = this.state.of('subscribed').length
     const errors = this.state.of('error').length
-    this.send({ op: 'subscribe', tickers, resolutions, ...(since === undefined ? {} : { since }) })
+    this.send({ op: 'subscribe', tickers, resolutions, ...(positions === undefined ? {} : { positions }) })
     await until(() => this.state.of('subscribed').length > before || this.state.of('error').length > errors, 10_000, 'subscribed')
     return this.state.of('subscribed')[before] as ReceivedEvent
   }
@@ -129,7 +173,7 @@ export class WsTestClient {
   }
 }
 
-const SSE_TYPES = ['partial_bucket', 'bucket_update', 'heartbeat']
+const SSE_TYPES = ['partial_bucket', 'bucket_update', 'heartbeat', 'resumed']
 
 /** A real `eventsource` client that records what it receives. */
 export class SseTestClient {

@@ -20,8 +20,14 @@ export interface TcpProxy {
   accept (): void
   /** Cuts every connection open through the proxy (a network drop). */
   drop (): void
-  /** Stops reading from the target: its writes back up as for a client that stopped reading. */
+  /**
+   * Stops reading from the target: its writes back up as for a client that stopped reading.
+   * Connections made later are stalled from the start (a replica that reconnects after its
+   * replication timeout still receives nothing).
+   */
   stall (): void
+  /** Sends new connections to another server (a promoted replica behind the same address). */
+  retarget (target: { host: string, port: number }): void
   /** Connections currently open through the proxy. */
   readonly open: number
 }
@@ -31,12 +37,14 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
   const sockets = new Set<Socket>()
   const upstreams = new Set<Socket>()
   let refusing = false
+  let current = target
+  let stalled = false
   const server: Server = createServer((client) => {
     if (refusing) {
       client.destroy()
       return
     }
-    const upstream = createConnection(target)
+    const upstream = createConnection(current)
     sockets.add(client)
     sockets.add(upstream)
     upstreams.add(upstream)
@@ -50,7 +58,8 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
     client.on('error', end).on('close', end)
     upstream.on('error', end).on('close', end)
     client.pipe(upstream)
-    upstream.pipe(client)
+    if (stalled) upstream.pause()
+    else upstream.pipe(client)
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   t.teardown(async () => {
@@ -64,11 +73,13 @@ export async function startTcpProxy (t: Teardown, target: { host: string, port: 
     accept: () => { refusing = false },
     drop: () => { for (const socket of sockets) socket.destroy() },
     stall: () => {
+      stalled = true
       for (const upstream of upstreams) {
         upstream.unpipe()
         upstream.pause()
       }
     },
+    retarget: (next) => { current = next },
     get open () { return sockets.size / 2 }
   }
 }

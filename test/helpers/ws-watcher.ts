@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import type { WireBucket } from '../../shared/timeseries/index.js'
+import type { WireBucket } from '../../shared/timeseries/bucket.js'
 
 /** A bucket as received over the stream. */
 export type StreamedBucket = WireBucket
@@ -18,7 +18,7 @@ export class WsWatcher {
     return `${ticker}#${resolution}@${timestamp}`
   }
 
-  async connect (url: string, tickers: string[], resolutions: string[], since?: string): Promise<void> {
+  async connect (url: string, tickers: string[], resolutions: string[], positions?: Record<string, string>): Promise<void> {
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v2/ws`)
     this.#socket = socket
     socket.on('message', (data) => {
@@ -38,7 +38,7 @@ export class WsWatcher {
       }
       socket.on('message', onMessage)
     })
-    socket.send(JSON.stringify({ op: 'subscribe', tickers, resolutions, ...(since === undefined ? {} : { since }) }))
+    socket.send(JSON.stringify({ op: 'subscribe', tickers, resolutions, ...(positions === undefined ? {} : { positions }) }))
     await subscribed
   }
 

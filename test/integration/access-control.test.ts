@@ -2,9 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import t from 'tap'
 import WebSocket from 'ws'
-import { startPulseProcess, startDynaliteProcess } from '../helpers/processes.js'
 import { startTestPulse, TEST_INGEST_KEY } from '../helpers/pulse.js'
-import { startRedisServer } from '../helpers/redis-server.js'
 
 const OLD_KEY = 'old-ingest-key-abcdefghij'
 const READ_TOKEN = 'read-token-0123456789'
@@ -121,21 +119,4 @@ t.test('per-IP rate limits on ingest and history (embedded)', async (t) => {
   t.ok(Number(res.headers.get('retry-after')) > 0, 'a 429 says when to retry')
   t.equal((await p.get('/healthz')).status, 200, 'health checks are not limited')
   t.comment(`ingest statuses ${ingest.join(',')}; history statuses ${history.join(',')}`)
-})
-
-t.test('cluster mode: the rate limit is shared by every gateway through Redis', async (t) => {
-  const redis = await startRedisServer(t)
-  const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `a${randomBytes(3).toString('hex')}`, RATE_LIMIT_READ: '6' }
-  const [a, b] = await Promise.all([startPulseProcess(t, { role: 'gateway', env }), startPulseProcess(t, { role: 'gateway', env })])
-  const statuses: string[] = []
-  for (let i = 0; i < 8; i++) {
-    const gateway = i % 2 === 0 ? a : b
-    statuses.push(`${i % 2 === 0 ? 'A' : 'B'}:${(await status(`${gateway.url}/api/v2/timeseries/AAPL?resolution=1m`)).status}`)
-  }
-  t.same(statuses, ['A:200', 'B:200', 'A:200', 'B:200', 'A:200', 'B:200', 'A:429', 'B:429'], 'six requests in all across two gateways, then 429 on both')
-  t.comment(`alternating requests over two gateways: ${statuses.join(' ')}`)
-  await redis.kill()
-  const during = await status(`${a.url}/api/v2/timeseries/AAPL?resolution=1m`)
-  t.not(during.status, 500, `with Redis down the limiter does not fail the request (${during.status})`)
 })

@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
 import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
-import type { HotState } from '../../shared/ports/index.js'
-import { dedupeSliceMs, labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
+import type { HotState } from '../../shared/ports/hot-state.js'
+import { labelFor, type ScoredItem } from '../../shared/timeseries/bucket.js'
+import { dedupeSliceMs } from '../../shared/timeseries/dedupe.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import { foldWithTerm } from '../helpers/fold-with-term.js'
 
 const WINDOW = 24 * 3_600_000
 const HOUR = 3_600_000
@@ -16,7 +18,7 @@ function items (prefix: string, count: number, ts: number): ScoredItem[] {
 /** Folds, loading what the hot state asks for (nothing is archived here: known-empty). */
 async function fold (hot: HotState, batch: ScoredItem[], now: number): Promise<{ changed: number, duplicates: number }> {
   for (;;) {
-    const outcome = await hot.fold('AAPL', batch, { now })
+    const outcome = await foldWithTerm(hot, 'AAPL', batch, { now })
     if (outcome.kind === 'applied') return { changed: outcome.changed.length, duplicates: outcome.duplicates }
     await hot.seed(outcome.refs, [])
   }

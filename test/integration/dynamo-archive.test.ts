@@ -4,7 +4,8 @@ import { createDynamoClients, isLocalEndpoint } from '../../shared/adapters/dyna
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { EmbeddedArchive, startDynalite } from '../../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../../shared/adapters/dynamo/table.js'
-import { type Bucket, type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../shared/timeseries/index.js'
+import type { Bucket } from '../../shared/timeseries/bucket.js'
+import { type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../shared/timeseries/resolutions.js'
 
 const T0 = Date.parse('2025-12-21T10:00:00Z')
 let tables = 0
@@ -54,7 +55,7 @@ function contract (name: string, body: (t: Test, archive: ContractArchive) => Pr
   t.test(name, async (t) => {
     t.test('in process', async (t) => await body(t, (await setup(t)).archive))
     t.test('embedded, in its thread', async (t) => {
-      const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1' })
+      const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1', expiryEveryMs: 0 })
       t.teardown(async () => await archive.close())
       await body(t, archive)
     })
@@ -88,7 +89,7 @@ t.test('the embedded dynalite: a taken port fails the start clearly; a close in 
 })
 
 t.test('the embedded archive: writes in flight when it closes are finished, a call after the close fails clearly', async (t) => {
-  const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1' })
+  const archive = await EmbeddedArchive.start({ tableName: tableName(`test${++tables}`), region: 'us-east-1', expiryEveryMs: 0 })
   const writes = archive.put(Array.from({ length: 60 }, (_, i) => bucket(i)))
   await new Promise((resolve) => setTimeout(resolve, 5))
   await archive.close()

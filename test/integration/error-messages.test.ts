@@ -139,7 +139,8 @@ t.test('HTTP error paths', async (t) => {
       ['bad start', '/api/v2/timeseries/AAPL?resolution=1m&start=yesterday', 400, 'PULSE_ERR_BAD_RANGE'],
       ['start after end', `/api/v2/timeseries/AAPL?resolution=1m&start=${iso(Date.now())}&end=${iso(Date.now() - 60_000)}`, 400, 'PULSE_ERR_BAD_RANGE'],
       ['start twice', '/api/v2/timeseries/AAPL?resolution=1m&start=2025-01-01T00:00:00Z&start=2025-01-01T00:00:00Z', 400, 'PULSE_ERR_BAD_RANGE'],
-      ['range too large', `/api/v2/timeseries/AAPL?resolution=1m&start=${iso(Date.now() - 30 * 86_400_000)}`, 400, 'PULSE_ERR_RANGE_TOO_LARGE']
+      ['export format', '/api/v2/timeseries/AAPL/export?resolution=1m&format=xlsx', 400, 'PULSE_ERR_BAD_FORMAT'],
+      ['export outside retention', '/api/v2/timeseries/AAPL/export?resolution=1m&start=2020-01-01T00:00:00Z&end=2020-01-02T00:00:00Z', 400, 'PULSE_ERR_OUTSIDE_RETENTION']
     ]
     for (const [what, path, status, code] of cases) {
       const res = await p.get(path)
@@ -174,7 +175,7 @@ t.test('WebSocket messages', async (t) => {
     ['unknown field', { op: 'ping', extra: 1 }, 'PULSE_ERR_BAD_MESSAGE'],
     ['unknown ticker', { op: 'subscribe', tickers: ['ZZZZ'], resolutions: ['1m'] }, 'PULSE_ERR_UNKNOWN_TICKER'],
     ['bad resolution', { op: 'subscribe', tickers: ['AAPL'], resolutions: ['2m'] }, 'PULSE_ERR_BAD_RESOLUTION'],
-    ['bad since', { op: 'subscribe', tickers: ['AAPL'], resolutions: ['1m'], since: 'yesterday' }, 'PULSE_ERR_BAD_MESSAGE'],
+    ['bad position', { op: 'subscribe', tickers: ['AAPL'], resolutions: ['1m'], positions: { 'AAPL#1m': 'yesterday' } }, 'PULSE_ERR_BAD_MESSAGE'],
     ['snapshot unknown ticker', { op: 'snapshot', id: 'r1', ticker: 'ZZZZ', resolution: '1m' }, 'PULSE_ERR_UNKNOWN_TICKER'],
     ['snapshot bad resolution', { op: 'snapshot', id: 'r2', ticker: 'AAPL', resolution: '2m' }, 'PULSE_ERR_BAD_RESOLUTION'],
     ['snapshot bad range', { op: 'snapshot', id: 'r3', ticker: 'AAPL', resolution: '1m', start: 'yesterday' }, 'PULSE_ERR_BAD_RANGE'],

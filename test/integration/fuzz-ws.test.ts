@@ -10,7 +10,7 @@ const badMessage = fc.oneof(
   fc.record({ op: fc.oneof(nastyString, fc.constantFrom('SUBSCRIBE', 'sub', '', '__proto__'), wrongValue) }).map((m) => JSON.stringify(m)),
   fc.record({ op: fc.constantFrom('subscribe', 'unsubscribe'), tickers: fc.oneof(wrongValue, fc.array(nastyString, { minLength: 1, maxLength: 3 })), resolutions: fc.constant(['1m']) }).map((m) => JSON.stringify(m)),
   fc.record({ op: fc.constant('subscribe'), tickers: fc.constant(['AAPL']), resolutions: fc.oneof(wrongValue, fc.array(nastyString, { minLength: 1, maxLength: 3 })) }).map((m) => JSON.stringify(m)),
-  fc.record({ op: fc.constant('subscribe'), tickers: fc.constant(['AAPL']), resolutions: fc.constant(['1m']), since: fc.oneof(wrongValue, nastyString) }).map((m) => JSON.stringify(m)),
+  fc.record({ op: fc.constant('subscribe'), tickers: fc.constant(['AAPL']), resolutions: fc.constant(['1m']), positions: fc.oneof(wrongValue.filter((v) => typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length > 0), nastyString, fc.dictionary(fc.string({ maxLength: 8 }), wrongValue, { minKeys: 1, maxKeys: 3 })) }).map((m) => JSON.stringify(m)),
   fc.record({ op: fc.constant('snapshot'), id: anyValue, ticker: fc.oneof(nastyString, wrongValue), resolution: fc.constant('1h') }).map((m) => JSON.stringify(m)),
   fc.record({ op: fc.constant('snapshot'), id: fc.constant('r'), ticker: fc.constant('AAPL'), resolution: fc.oneof(nastyString, wrongValue) }).map((m) => JSON.stringify(m)),
   fc.string({ maxLength: 200 }).map((s) => `{${s}`),

@@ -1,15 +1,13 @@
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { armFaults } from '../../shared/fault-points.js'
 import { JournalQueue } from '../../shared/adapters/journal/journal-queue.js'
-import type { IngestBatch } from '../../shared/ports/index.js'
-import type { ScoredItem } from '../../shared/timeseries/index.js'
-import { startDynaliteProcess } from '../helpers/processes.js'
+import type { IngestBatch } from '../../shared/ports/ingest-queue.js'
+import type { ScoredItem } from '../../shared/timeseries/bucket.js'
 import { eventually, startTestPulse } from '../helpers/pulse.js'
-
-const DAY = 86_400_000
+import { sharedDynalite, uniqueEnv } from '../helpers/shared-services.js'
 
 async function tempDir (t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'pulse-journal-'))
@@ -24,19 +22,19 @@ function items (prefix: string, count: number): ScoredItem[] {
 
 /** Opens the journal in `dir` and collects every batch it replays (and later receives). */
 async function replay (dir: string): Promise<{ queue: JournalQueue, seen: IngestBatch[] }> {
-  const queue = await JournalQueue.open({ dir, retainMs: DAY })
+  const queue = await JournalQueue.open({ dir })
   const seen: IngestBatch[] = []
   await queue.consume(async (batch) => { seen.push(batch) })
   return { queue, seen }
 }
 
 async function segmentsOf (dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => name !== 'epoch' && !name.endsWith('.tmp')).sort()
+  return (await readdir(dir)).filter((name) => name.endsWith('.journal')).sort()
 }
 
 t.test('a torn tail is truncated on open and every acknowledged batch replays', async (t) => {
   const dir = await tempDir(t)
-  const writer = await JournalQueue.open({ dir, retainMs: DAY })
+  const writer = await JournalQueue.open({ dir })
   await writer.enqueue(items('a', 3), 1)
   await writer.enqueue(items('b', 2), 2)
   await writer.close()
@@ -64,7 +62,7 @@ t.test('a torn tail is truncated on open and every acknowledged batch replays', 
 
 t.test('an append that fails part-way is cut off before the next append', async (t) => {
   const dir = await tempDir(t)
-  const queue = await JournalQueue.open({ dir, retainMs: DAY })
+  const queue = await JournalQueue.open({ dir })
   await queue.enqueue(items('a', 2), 1)
   // A batch larger than one write piece (64 KiB), failing after its first piece reached the file.
   armFaults('journal.append-partial=throw@1')
@@ -79,22 +77,36 @@ t.test('an append that fails part-way is cut off before the next append', async 
   t.same(reopened.seen.map((b) => b.items[0]?.id), ['a0', 'c0'], 'both acknowledged batches replay; the failed one is gone')
 })
 
-t.test('segments of the earlier line format replay after an upgrade, and new batches number on after them', async (t) => {
+t.test('a checkpoint deletes the segments it covers, a restart replays only what follows it, and sequences number on after it', async (t) => {
   const dir = await tempDir(t)
-  const lines = [1, 2].map((seq) => JSON.stringify({ id: String(seq), seq, acceptedAt: seq, items: items(`l${seq}-`, 2) }))
-  await writeFile(join(dir, '000001700000000-000000000001.ndjson'), lines.join('\n') + '\n{"id":"3","se')
   const first = await replay(dir)
-  await eventually(() => first.seen.length === 2 ? true : undefined, 10_000, 'legacy replay')
-  t.same(first.seen.map((b) => b.mark), [{ epoch: '', seq: 1 }, { epoch: '', seq: 2 }], 'replayed with the unnamed epoch, which buckets of that time carry')
-  await first.queue.enqueue(items('n', 1), 3)
-  await eventually(() => first.seen.length === 3 ? true : undefined, 10_000, 'new batch')
-  t.same(first.seen[2]?.mark, { epoch: first.queue.epoch, seq: 3 }, 'a new batch numbers on in the new epoch')
+  for (let i = 1; i <= 4; i++) await first.queue.enqueue(items(`a${i}-`, 2), i)
+  await eventually(() => first.seen.length === 4 ? true : undefined, 10_000, 'folded')
+  await first.queue.checkpoint(10)
+  t.equal(first.queue.stats.checkpointSeq, 4, 'a checkpoint never passes what was folded')
+  t.same(await segmentsOf(dir), [], 'every segment, the open one included, is deleted once covered')
+  await first.queue.enqueue(items('b', 1), 5)
+  await first.queue.enqueue(items('c', 1), 6)
+  await eventually(() => first.seen.length === 6 ? true : undefined, 10_000, 'folded')
+  await first.queue.checkpoint(5)
   await first.queue.close()
+
+  const second = await replay(dir)
+  await eventually(() => second.seen.length === 1 ? true : undefined, 10_000, 'replay')
+  t.same(second.seen.map((b) => b.mark?.seq), [6], 'only the batch after the checkpoint replays')
+  await second.queue.checkpoint(6)
+  await second.queue.close()
+
+  const third = await replay(dir)
+  t.teardown(async () => await third.queue.close())
+  await third.queue.enqueue(items('d', 1), 7)
+  await eventually(() => third.seen.length === 1 ? true : undefined, 10_000, 'new batch')
+  t.same(third.seen.map((b) => b.mark?.seq), [7], 'with every segment gone, new batches number on after the checkpoint')
 })
 
 t.test('an embedded Pulse on a fresh DATA_DIR counts new items into buckets an older journal left with a higher seq', async (t) => {
-  const dynalite = await startDynaliteProcess(t)
-  const env = { DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: 'epoch' }
+  // Both instances on one table, with a data directory each.
+  const env = { DYNAMODB_ENDPOINT: (await sharedDynalite()).endpoint, PULSE_ENV: uniqueEnv('epoch') }
   const now = Date.now()
   const item = (id: string): Record<string, unknown> => ({ id, ticker: 'META', timestamp: new Date(now).toISOString(), score: 0.2, source: 'tiingo' })
 

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { startDynaliteProcess } from '../helpers/processes.js'
 import { declaredMetrics, metricValue, parsePrometheus, type Sample } from '../helpers/prometheus.js'
 import { eventually, startTestPulse, type TestPulse } from '../helpers/pulse.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import { sharedDynalite, uniqueEnv } from '../helpers/shared-services.js'
 import { item, SseTestClient, until, WsTestClient } from '../helpers/stream-clients.js'
 
 /** Every metric the README lists; each must be declared by every gateway. */
@@ -139,9 +138,9 @@ t.test('METRICS_TOKEN: /metrics needs the bearer token', async (t) => {
 })
 
 t.test('cluster: gateway and worker both expose metrics; Redis reconnects are counted', async (t) => {
+  // Its own Redis: the test restarts it.
   const redis = await startRedisServer(t)
-  const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `m${randomBytes(3).toString('hex')}`, FLUSH_INTERVAL_MS: '100', DEBOUNCE_MS: '300' }
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: (await sharedDynalite()).endpoint, PULSE_ENV: uniqueEnv('m'), FLUSH_INTERVAL_MS: '100', DEBOUNCE_MS: '300' }
   const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
   const worker = await startTestPulse(t, { ...env, ROLE: 'worker' })
   t.equal((await worker.get('/healthz')).status, 200, 'worker answers /healthz')

@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startDynaliteProcess } from '../helpers/processes.js'
 import { eventually, startTestPulse } from '../helpers/pulse.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import { sharedDynalite, sharedRedisServer, uniqueEnv } from '../helpers/shared-services.js'
 
 t.test('cluster: a stopped redis-server makes /readyz 503 naming it, then ready again', async (t) => {
+  // Its own Redis: the test stops it.
   const redis = await startRedisServer(t)
-  const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `r${randomBytes(3).toString('hex')}` }
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: (await sharedDynalite()).endpoint, PULSE_ENV: uniqueEnv('r') }
   const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
   const worker = await startTestPulse(t, { ...env, ROLE: 'worker' })
   for (const p of [gateway, worker]) {
@@ -42,9 +42,10 @@ t.test('embedded: /readyz is 200 with every check named', async (t) => {
 })
 
 t.test('cluster: a stopped DynamoDB leaves gateways and workers ready, archive degraded', async (t) => {
-  const redis = await startRedisServer(t)
+  const redis = await sharedRedisServer()
+  // Its own dynalite: the test stops it.
   const dynalite = await startDynaliteProcess(t)
-  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: `r${randomBytes(3).toString('hex')}` }
+  const env = { REDIS_URL: redis.url, DYNAMODB_ENDPOINT: dynalite.endpoint, PULSE_ENV: uniqueEnv('r') }
   const gateway = await startTestPulse(t, { ...env, ROLE: 'gateway' }, { drainMs: 0 })
   const worker = await startTestPulse(t, { ...env, ROLE: 'worker' })
   const pid = dynalite.pid() as number

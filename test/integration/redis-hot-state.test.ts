@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { Redis } from 'ioredis'
+import { RedisKeys } from '../../shared/adapters/redis/keys.js'
 import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
-import {
-  type Aggregate, type Bucket, type BucketRef, type ScoredItem, MAX_SOURCES,
-  applyToBucket, bucketStart, foldAggregate, groupByBucket, labelFor
-} from '../../shared/timeseries/index.js'
+import { type Aggregate, type Bucket, type ScoredItem, MAX_SOURCES, applyToBucket, foldAggregate, groupByBucket, labelFor } from '../../shared/timeseries/bucket.js'
+import type { BucketRef } from '../../shared/timeseries/keys.js'
+import { bucketStart } from '../../shared/timeseries/resolutions.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import { TERM_SPAN } from '../../shared/timeseries/revision.js'
+import { foldWithTerm } from '../helpers/fold-with-term.js'
 
 const DAY = 86_400_000
 
@@ -18,14 +21,14 @@ function expected (items: ScoredItem[], now: number): Map<string, Bucket> {
   const result = new Map<string, Bucket>()
   for (const group of groupByBucket(items, now).values()) {
     const delta = foldAggregate(group.items)
-    if (delta !== undefined) result.set(`${group.ref.resolution}@${group.ref.start}`, applyToBucket(group.ref, undefined, delta, now))
+    if (delta !== undefined) result.set(`${group.ref.resolution}@${group.ref.start}`, applyToBucket(group.ref, undefined, delta, { now, rev: 1 }))
   }
   return result
 }
 
 function withoutClock (bucket: Bucket): Omit<Bucket, 'last_updated'> {
   const { last_updated: _ignored, ...rest } = bucket
-  return rest
+  return { ...rest, rev: rest.rev % TERM_SPAN }
 }
 
 const server = await startRedisServer(t)
@@ -37,9 +40,9 @@ async function newState (dedupeWindowMs = DAY): Promise<RedisHotState> {
 }
 
 /** Folds, seeding known-empty buckets whenever the state asks. */
-async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number, seq?: number, epoch = 'e1'): Promise<{ changed: Bucket[], duplicates: number }> {
+async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number): Promise<{ changed: Bucket[], duplicates: number }> {
   for (;;) {
-    const outcome = await hot.fold('AAPL', items, seq === undefined ? { now } : { now, mark: { epoch, seq } })
+    const outcome = await foldWithTerm(hot, 'AAPL', items, { now })
     if (outcome.kind === 'applied') return outcome
     await hot.seed(outcome.refs, [])
   }
@@ -50,13 +53,13 @@ t.test('fold asks for loads first, then applies the merge law to all eight resol
   const now = Date.now()
   const base = bucketStart(now, '1h')
   const items = [item('b', base + 1000, 0.5), item('a', base + 1000, -0.25, 'finnhub'), item('c', base + 500, 0.1)]
-  const first = await hot.fold('AAPL', items, { now })
+  const first = await foldWithTerm(hot, 'AAPL', items, { now })
   t.equal(first.kind, 'needs-load')
   if (first.kind !== 'needs-load') return
   t.equal(first.refs.length, 8)
   t.same(await hot.get(first.refs), [], 'needs-load changed nothing')
   await hot.seed(first.refs, [])
-  const outcome = await hot.fold('AAPL', items, { now })
+  const outcome = await foldWithTerm(hot, 'AAPL', items, { now })
   t.equal(outcome.kind, 'applied')
   if (outcome.kind !== 'applied') return
   const want = expected(items, now)
@@ -85,7 +88,7 @@ t.test('dedupe: first copy counts, replays change nothing, the window bounds mem
   t.equal(mixed.duplicates, 1)
   const bucket = mixed.changed.find((b) => b.resolution === '1m') as Bucket
   t.equal(bucket.count, 2)
-  t.equal(bucket.rev, 2)
+  t.equal(bucket.rev % TERM_SPAN, 2)
 
   const short = await newState(200)
   await foldLoaded(short, [item('z', ts, 0.3)], now)
@@ -104,7 +107,7 @@ t.test('needs-load changes nothing, not even dedupe state; seed never overwrites
   const archived: Bucket = { ...(before[0] as Bucket), start: bucketStart(ts - 60_000, '1m'), count: 5, sum: 1, rev: 7, sources: ['archive'] }
   const loaded = new Set(expected([item('p', ts, 0.5)], now).keys())
   const missing = [...expected([item('q', archived.start, 0.5)], now).keys()].filter((k) => !loaded.has(k))
-  const outcome = await hot.fold('AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
+  const outcome = await foldWithTerm(hot, 'AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
   t.equal(outcome.kind, 'needs-load')
   if (outcome.kind !== 'needs-load') return
   t.same(outcome.refs.map((r) => `${r.resolution}@${r.start}`).sort(), missing.sort(), 'only buckets that are missing')
@@ -112,13 +115,13 @@ t.test('needs-load changes nothing, not even dedupe state; seed never overwrites
 
   await hot.seed(outcome.refs, [archived])
   await hot.seed(outcome.refs, [{ ...archived, count: 999 }])
-  const applied = await hot.fold('AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
+  const applied = await foldWithTerm(hot, 'AAPL', [item('q', archived.start, 0.5), item('r', ts, 0.5)], { now })
   t.equal(applied.kind, 'applied')
   if (applied.kind !== 'applied') return
   t.equal(applied.duplicates, 0, 'ids were not recorded by the refused fold')
   const grown = applied.changed.find((b) => b.resolution === '1m' && b.start === archived.start) as Bucket
   t.equal(grown.count, 6, 'folded on top of the archived bucket, not over it')
-  t.equal(grown.rev, 8)
+  t.ok(grown.rev > 7 && grown.rev % TERM_SPAN === 2, 'above the archived position: the second change of the ticker in its term')
   t.strictSame(grown.sources, ['archive', 'tiingo'])
 })
 
@@ -133,7 +136,23 @@ t.test('the fold keeps the first MAX_SOURCES sources, as the domain does', async
   const [bucket] = await hot.get([{ ticker: 'AAPL', resolution: '1h', start: bucketStart(now, '1h') }])
   t.strictSame(bucket?.sources, (foldAggregate(items) as Aggregate).sources)
   t.equal(bucket?.sources.length, MAX_SOURCES)
+  t.equal(bucket?.sources_truncated, true, 'and says that it left sources out')
   t.equal(bucket?.count, items.length)
+})
+
+t.test('a bucket that kept every source does not say it left some out', async (t) => {
+  const hot = await newState()
+  const now = Date.now()
+  const ts = bucketStart(now, '1h') + 1000
+  const sources = Array.from({ length: MAX_SOURCES }, (_, i) => `src-${String(i).padStart(3, '0')}`)
+  for (let i = 0; i < sources.length; i += 9) await foldLoaded(hot, sources.slice(i, i + 9).map((source, j) => item(`k${i + j}`, ts + i + j, 0.1, source)), now)
+  const [bucket] = await hot.get([{ ticker: 'AAPL', resolution: '1h', start: bucketStart(now, '1h') }])
+  t.equal(bucket?.sources.length, MAX_SOURCES)
+  t.equal(bucket?.sources_truncated, undefined, 'exactly MAX_SOURCES sources: none left out')
+  await foldLoaded(hot, [item('one-more', ts, 0.1, 'zzz-late')], now)
+  const [grown] = await hot.get([{ ticker: 'AAPL', resolution: '1h', start: bucketStart(now, '1h') }])
+  t.equal(grown?.sources_truncated, true, 'one source more: left out, and said so')
+  t.strictSame(grown?.sources, bucket?.sources, 'the kept sources are still the smallest')
 })
 
 t.test('range is ascending with from inclusive and to exclusive', async (t) => {
@@ -162,7 +181,7 @@ t.test('dirty buckets: take, clean only at the written rev, mark again', async (
   await hot.markClean(taken)
   t.equal(await hot.dirtyCount(), 8, 'a change after the take keeps buckets dirty')
   const fresh = await hot.takeDirty(100)
-  t.ok(fresh.every((b) => b.rev === 2))
+  t.ok(fresh.every((b) => b.rev % TERM_SPAN === 2))
   await hot.markClean(fresh)
   t.equal(await hot.dirtyCount(), 0)
 
@@ -183,22 +202,16 @@ t.test('a flush lease that runs out hands the buckets to the next flush', async 
   t.equal((await hot.takeDirty(100)).length, 8, 'the flusher never came back: taken again')
 })
 
-t.test('seq: a bucket skips a batch it has already seen', async (t) => {
+t.test('journal marks are the memory hot state\'s: a bucket seeded with one keeps it as it folds', async (t) => {
   const hot = await newState()
   const now = Date.now()
-  const ts = bucketStart(now, '1m') + 1
-  const first = await foldLoaded(hot, [item('s1', ts, 0.2)], now, 5)
-  t.equal(first.changed[0]?.seq, 5)
-  const again = await foldLoaded(hot, [item('s2', ts, 0.2)], now, 5)
-  t.same(again.changed, [])
-  const later = await foldLoaded(hot, [item('s3', ts, 0.2)], now, 6)
-  t.equal(later.changed[0]?.count, 2)
-  const otherJournal = await foldLoaded(hot, [item('s4', ts, 0.2)], now, 1, 'e2')
-  t.equal(otherJournal.changed[0]?.count, 3, 'a lower seq of another epoch is folded')
-  t.same([otherJournal.changed[0]?.seq, otherJournal.changed[0]?.epoch], [1, 'e2'], 'and the bucket now holds that epoch')
-  t.same((await hot.get(otherJournal.changed.slice(0, 1)))[0]?.epoch, 'e2', 'stored with the bucket')
-  const replay = await foldLoaded(hot, [item('s5', ts, 0.2)], now, 1, 'e2')
-  t.same(replay.changed, [], 'a replay of that batch is skipped')
+  const ref = { ticker: 'AAPL', resolution: '1m' as const, start: bucketStart(now, '1m') }
+  const seeded = { ...ref, ...(foldAggregate([item('s0', ref.start + 1, 0.1)]) as NonNullable<ReturnType<typeof foldAggregate>>), rev: 3, last_updated: now, seq: 5, epoch: 'e1' }
+  await hot.seed([ref], [seeded])
+  const folded = await foldLoaded(hot, [item('s1', ref.start + 2, 0.2)], now)
+  const bucket = folded.changed.find((b) => b.resolution === '1m')
+  t.equal(bucket?.count, 2)
+  t.same([bucket?.seq, bucket?.epoch], [5, 'e1'], 'seq and epoch are carried, never changed')
 })
 
 t.test('concurrent workers keep totals exact', async (t) => {
@@ -212,7 +225,7 @@ t.test('concurrent workers keep totals exact', async (t) => {
   await Promise.all(batches.map(async (batch, i) => {
     const hot = workers[i % workers.length] as RedisHotState
     for (;;) {
-      const outcome = await hot.fold('AAPL', batch, { now })
+      const outcome = await foldWithTerm(hot, 'AAPL', batch, { now })
       if (outcome.kind === 'applied') return
       await hot.seed(outcome.refs, [])
     }
@@ -223,4 +236,22 @@ t.test('concurrent workers keep totals exact', async (t) => {
   t.ok(Math.abs((hour?.sum ?? 0) - want.sum) < 1e-9)
   t.equal(hour?.open, want.open)
   t.equal(hour?.close, want.close)
+})
+
+t.test('a retried fold whose first run applied unseen (its index write lost) indexes the ticker again', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY })
+  t.teardown(() => hot.close())
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const now = Date.now()
+  const items = [item('lost-1', now - 1000, 0.4), item('lost-2', now - 900, -0.2)]
+  await foldLoaded(hot, items, now)
+  t.equal(await hot.dirtyCount(), 8)
+  // The fold applied, but its caller never wrote the index (a failing Redis lost the reply or the write).
+  await admin.zrem(new RedisKeys(env).dirtyTickers(), 'AAPL')
+  t.equal(await hot.dirtyCount(), 0, 'the write-behind cannot see the dirty buckets')
+  const retried = await foldLoaded(hot, items, now)
+  t.equal(retried.duplicates, 2, 'the retry finds every item seen')
+  t.equal(await hot.dirtyCount(), 8, 'and puts the ticker back in the index, so its buckets are written')
 })

@@ -1,15 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { MemoryArchive } from '../../shared/adapters/memory/memory-archive.js'
-import type { BucketEvent } from '../../shared/ports/index.js'
+import { MemoryArchive } from '../helpers/memory-archive.js'
+import type { BucketEvent } from '../../shared/ports/bus.js'
 import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
-import { type Bucket, bucketStart, labelFor, type ScoredItem } from '../../shared/timeseries/index.js'
+import { type Bucket, labelFor, type ScoredItem } from '../../shared/timeseries/bucket.js'
+import { bucketStart } from '../../shared/timeseries/resolutions.js'
 import { SeriesCache } from '../../services/gateway/series-cache.js'
 import { freePort } from '../helpers/free-port.js'
 import { oneItemBucket } from '../helpers/items.js'
+import { foldWithTerm } from '../helpers/fold-with-term.js'
 
 t.test('with the archive unreachable, history serves what the hot state holds and retries the archive', async (t) => {
   const port = await freePort()
@@ -19,9 +21,9 @@ t.test('with the archive unreachable, history serves what the hot state holds an
   const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
   const now = Date.now()
   const item: ScoredItem = { id: 'x', ticker: 'AAPL', ts: now, score: 0.4, label: labelFor(0.4), source: 'tiingo' }
-  const first = await hot.fold('AAPL', [item], { now })
+  const first = await foldWithTerm(hot, 'AAPL', [item], { now })
   if (first.kind === 'needs-load') await hot.seed(first.refs, [])
-  await hot.fold('AAPL', [item], { now })
+  await foldWithTerm(hot, 'AAPL', [item], { now })
   const errors: unknown[] = []
   const cache = new SeriesCache({ hot, archive, bus: new MemoryBus(), now: () => now, onError: (err) => errors.push(err) })
 
@@ -38,10 +40,10 @@ t.test('with the archive unreachable, history serves what the hot state holds an
 /** Folds items into a memory hot state as a worker would (seeding from an empty archive). */
 async function fold (hot: MemoryHotState, items: ScoredItem[], now: number): Promise<Bucket[]> {
   const ticker = (items[0] as ScoredItem).ticker
-  let outcome = await hot.fold(ticker, items, { now })
+  let outcome = await foldWithTerm(hot, ticker, items, { now })
   if (outcome.kind === 'needs-load') {
     await hot.seed(outcome.refs, [])
-    outcome = await hot.fold(ticker, items, { now })
+    outcome = await foldWithTerm(hot, ticker, items, { now })
   }
   if (outcome.kind !== 'applied') throw new Error('fold did not complete')
   return outcome.changed

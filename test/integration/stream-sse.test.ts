@@ -23,7 +23,7 @@ for (const engine of ENGINES) {
       t.same([...aapl.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'AAPL#5m'])
       t.same([...all.state.buckets.keys()].map((k) => k.split('@')[0]).sort(), ['AAPL#1m', 'MSFT#1m', 'NVDA#1m'], 'default resolution 1m, every ticker')
       t.ok(all.state.of('bucket_update').some((e) => e.ticker === 'NVDA'), 'a late change to a past bucket is a bucket_update')
-      t.ok(aapl.state.events.filter((e) => e.bucket !== undefined).every((e) => /^\d+$/.test(e.id ?? '')), 'every bucket event has an id')
+      t.ok(aapl.state.events.filter((e) => e.bucket !== undefined).every((e) => /^1\.[0-9a-z]*$/.test(e.id ?? '')), 'every bucket event has an id: the stream\'s resume token')
       await until(() => all.state.of('heartbeat').length >= 2, 5000, 'heartbeat')
       t.equal(all.state.of('heartbeat').at(-1)?.connections, 2)
     })
@@ -69,19 +69,33 @@ for (const engine of ENGINES) {
       t.same([...statuses], [202])
     })
 
-    t.test('curl -N: retry, named events with ids, replay from lastEventId', async (t) => {
+    t.test('curl -N: retry, named events with ids, resume from lastEventId', async (t) => {
       const p = await startTestPulse(t, { GATEWAY_ENGINE: engine })
-      await p.post([item('k1', 'AAPL'), item('k2', 'AAPL', Date.now() - 3 * MINUTE)])
+      await p.post([item('k0', 'AAPL', Date.now() - 5 * MINUTE)])
+      const stream = `${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m`
+      const first = run('curl', ['-N', '-s', '--max-time', '3', stream]).catch((err: { stdout: string }) => err)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      // The gateway vouches for a series' positions once it has read the series (the stream
+      // started that read); a history read waits for it, so k1's event carries a position.
+      await p.get('/api/v2/timeseries/AAPL?resolution=1m')
+      await p.post([item('k1', 'AAPL', Date.now() - 3 * MINUTE)])
+      const { stdout: before } = await first
+      // What an EventSource would hand back: the id of the last event it received.
+      const token = [...before.matchAll(/^id: (\S+)$/gm)].at(-1)?.[1]
+      t.match(token, /^1\.[0-9a-z]+$/, 'the first stream gave its resume token', { stream: before })
+      await p.post([item('k2', 'AAPL')])
       await new Promise((resolve) => setTimeout(resolve, 300))
-      const url = `${p.url}/api/v2/stream?tickers=AAPL&resolutions=1m&lastEventId=${Date.now() - 60_000}`
-      const { stdout } = await run('curl', ['-N', '-s', '--max-time', '1.5', url]).catch((err: { stdout: string }) => err)
+      const { stdout } = await run('curl', ['-N', '-s', '--max-time', '1.5', `${stream}&lastEventId=${token ?? ''}`]).catch((err: { stdout: string }) => err)
       t.match(stdout, /^retry: 1000\n/, 'retry first')
-      const events = stdout.split('\n\n').filter((block) => block.includes('event: '))
+      // The first stream's position is just below k1's (a state at k1's position might still have been on its way).
+      t.match(stdout, /event: resumed\ndata: \{"replayed":2,"not_recovered":\[\]\}/, 'resumed: k1 again and k2 replayed, nothing lost')
+      const events = stdout.split('\n\n').filter((block) => /event: (partial_bucket|bucket_update)/.test(block))
       // A minute boundary inside the curl window adds the finalizer's event for the bucket that ended.
       const buckets = new Set(events.map((block) => (JSON.parse(block.slice(block.indexOf('data: ') + 6)) as { bucket: { timestamp: string } }).bucket.timestamp))
-      t.equal(buckets.size, 2, 'both buckets replayed')
-      for (const block of events) t.match(block, /^id: \d+\nevent: (partial_bucket|bucket_update)\ndata: \{.*\}$/)
-      t.ok(events.some((b) => b.includes('event: bucket_update')) && events.some((b) => b.includes('event: partial_bucket')))
+      t.ok(buckets.size >= 2 && [...buckets].every((ts) => Date.parse(ts) > Date.now() - 4 * MINUTE), 'k0, which the first stream held from its start, is not replayed')
+      for (const block of events) t.match(block, /^id: 1\.[0-9a-z]+\nevent: (partial_bucket|bucket_update)\ndata: \{.*\}$/)
+      const fresh = await run('curl', ['-N', '-s', '--max-time', '1.5', `${stream}&lastEventId=1766313305123`]).catch((err: { stdout: string }) => err)
+      t.match(fresh.stdout, /event: resumed\ndata: \{"replayed":3,"not_recovered":\["AAPL#1m"\]\}/, 'an id that is no token of this stream: not recovered, the whole window follows')
     })
 
     t.test('an event stream carries the CORS and security headers every other route gets', async (t) => {

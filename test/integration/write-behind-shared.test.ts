@@ -1,82 +1,28 @@
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
-import t, { type Test } from 'tap'
-import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
-import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
-import { startDynalite } from '../../shared/adapters/dynamo/embedded-dynamo.js'
-import { ensureTable, tableName } from '../../shared/adapters/dynamo/table.js'
+import t from 'tap'
 import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
-import { RedisKeys } from '../../shared/adapters/redis/keys.js'
 import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
-import { armFaults } from '../../shared/fault-points.js'
-import type { BucketEvent } from '../../shared/ports/index.js'
-import {
-  type BucketRef, type ScoredItem, DURATION_MS, RESOLUTIONS, bucketId, bucketStart, labelFor, seriesKey, RELOAD_REV_GAP
-} from '../../shared/timeseries/index.js'
-import { foldBatch } from '../../services/aggregator/fold-batch.js'
+import type { BucketEvent } from '../../shared/ports/bus.js'
+import { TERM_SPAN, termOf } from '../../shared/timeseries/revision.js'
+import { type BucketRef, bucketId, seriesKey } from '../../shared/timeseries/keys.js'
+import { DURATION_MS, RESOLUTIONS, bucketStart } from '../../shared/timeseries/resolutions.js'
 import { Finalizer } from '../../services/aggregator/finalizer.js'
-import { WriteBehind } from '../../services/aggregator/write-behind.js'
 import { oneItemBucket } from '../helpers/items.js'
-import { startRedisServer } from '../helpers/redis-server.js'
+import { item, startWriteBehindServices, until } from '../helpers/write-behind-workers.js'
+
+// A long file: on a loaded machine it outlasts tap's default per-file timeout.
+t.setTimeout(300_000)
 
 /** Several write-behinds (and finalizers) of one cluster: one real Redis, one dynalite table. */
 
-const redisServer = await startRedisServer(t)
-const dynalite = await startDynalite()
-t.teardown(dynalite.close)
-const dynamo = createDynamoClients({ region: 'us-east-1', endpoint: dynalite.endpoint })
-t.teardown(() => dynamo.client.destroy())
-const admin = new Redis(redisServer.url)
-t.teardown(() => admin.quit())
-
+const { admin, worker, newCluster } = await startWriteBehindServices(t)
 const quiet = { warn: () => {}, debug: () => {} }
-let ids = 0
-
-function item (ticker: string, ts: number, score = 0.25, source = 'tiingo'): ScoredItem {
-  return { id: `i${ids++}`, ticker, ts, score, label: labelFor(score), source }
-}
-
-/** Waits for a condition, polling; fails the test if it never holds. */
-async function until (t: Test, what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await check()) return
-    await sleep(25)
-  }
-  t.fail(`timed out waiting: ${what}`)
-}
-
-/** One worker's side: its own Redis connection, archive client and write-behind. */
-function worker (t: Test, env: string, table: string, options: { flushLeaseMs?: number, roundSize?: number, parkBaseMs?: number } = {}) {
-  const hot = new RedisHotState({ connection: redisServer.url, env, dedupeWindowMs: 86_400_000, flushLeaseMs: options.flushLeaseMs ?? 60_000 })
-  t.teardown(() => hot.close())
-  const archive = new DynamoArchive({ client: dynamo.doc, tableName: table })
-  const bus = new MemoryBus()
-  const { roundSize, parkBaseMs } = options
-  const writeBehind = new WriteBehind({
-    hot,
-    archive,
-    log: quiet,
-    flushIntervalMs: 60_000,
-    ...(roundSize === undefined ? {} : { roundSize }),
-    ...(parkBaseMs === undefined ? {} : { parkBaseMs })
-  })
-  const fold = async (items: ScoredItem[]) => await foldBatch({ hot, archive, bus, now: Date.now }, { id: `b${ids++}`, acceptedAt: Date.now(), items })
-  return { hot, archive, bus, writeBehind, fold }
-}
-
-async function newCluster () {
-  const env = `t${randomUUID().slice(0, 8)}`
-  const table = tableName(env)
-  await ensureTable(dynamo.client, table, { local: true })
-  return { env, table, keys: new RedisKeys(env) }
-}
 
 /** A time clear of a minute boundary, so every test item lands in the same 1m bucket. */
 async function midMinute (): Promise<number> {
   for (;;) {
     const second = Date.now() % 60_000
-    if (second > 5000 && second < 40_000) return Date.now()
+    if (second > 3000 && second < 50_000) return Date.now()
     await sleep(250)
   }
 }
@@ -92,13 +38,23 @@ t.test('a flusher held past its lease cannot overwrite the newer rev another flu
   const eligible = async () => await admin.zcount(dirty, '-inf', String(Date.now()))
   t.equal(await eligible(), 8, 'eight buckets dirty at rev 1')
 
-  // A takes the eight buckets at rev 1 and is held in the archive write past its lease.
-  armFaults('archive.put=delay:15000@1')
-  t.teardown(() => armFaults(''))
+  // A takes the eight buckets at rev 1 and is held in its archive write past its lease,
+  // until B has written.
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const aPut = a.archive.put.bind(a.archive)
+  let holding = 0
+  a.archive.put = async (buckets) => {
+    holding++
+    await held
+    return await aPut(buckets)
+  }
+  t.teardown(() => release())
   let aDone = false
   const aFlush = a.writeBehind.flushNow().finally(() => { aDone = true })
   await until(t, 'A holds the leases', async () => await eligible() === 0)
   await until(t, 'A\'s leases ran out', async () => await eligible() === 8)
+  t.equal(holding, 1, 'A is held in its archive write')
 
   // Meanwhile the buckets change, and B writes the newer state.
   const second = [item('AAPL', now - 500, 0.9)]
@@ -106,6 +62,7 @@ t.test('a flusher held past its lease cannot overwrite the newer rev another flu
   const bFlush = await b.writeBehind.flushNow()
   t.equal(bFlush.written, 8, 'B wrote rev 2')
   t.notOk(aDone, 'A is still held: its stale write lands last')
+  release()
   const aResult = await aFlush
   t.equal(aResult.failed, false)
   t.equal(a.writeBehind.stats.bucketsSuperseded, 8, 'the archive refused A\'s older states')
@@ -113,8 +70,10 @@ t.test('a flusher held past its lease cannot overwrite the newer rev another flu
   const refs: BucketRef[] = RESOLUTIONS.map((resolution) => ({ ticker: 'AAPL', resolution, start: bucketStart(now - 1000, resolution) }))
   const stored = await b.archive.get(refs, Date.now())
   t.equal(stored.length, 8)
-  t.ok(stored.every((bucket) => bucket.rev === 2 && bucket.count === 3), 'the archive holds the newest rev of every bucket')
-  t.ok((await b.hot.get(refs)).every((bucket) => bucket.rev === 2), 'as the hot state does')
+  const newest = (await b.hot.get(refs))[0]?.rev ?? 0
+  t.equal(newest % TERM_SPAN, 2, 'the second change of the ticker')
+  t.ok(stored.every((bucket) => bucket.rev === newest && bucket.count === 3), 'the archive holds the newest rev of every bucket')
+  t.ok((await b.hot.get(refs)).every((bucket) => bucket.rev === newest), 'as the hot state does')
   t.equal(await b.hot.dirtyCount(), 0, 'nothing newer waits unwritten')
 
   // Redis loses everything; the next fold reloads from the archive and nothing is lost.
@@ -122,13 +81,15 @@ t.test('a flusher held past its lease cannot overwrite the newer rev another flu
   const third = [item('AAPL', now - 200, 0.1)]
   const reloaded = await b.fold(third)
   t.equal(reloaded.loaded, 8, 'reloaded from the archive')
-  t.ok(reloaded.changed.every((bucket) => bucket.count === 4 && bucket.rev === RELOAD_REV_GAP + 3), 'every bucket counts all four items, its rev continuing past the reload gap')
+  const renewed = reloaded.changed[0]?.rev ?? 0
+  t.ok(termOf(renewed) > termOf(newest) && renewed % TERM_SPAN === 1, 'the emptied Redis counts in a new term')
+  t.ok(reloaded.changed.every((bucket) => bucket.count === 4 && bucket.rev === renewed), 'every bucket counts all four items, at the new position')
   t.equal((await b.writeBehind.flushNow()).written, 8)
   const final = await a.archive.get(refs, Date.now())
-  t.ok(final.length === 8 && final.every((bucket) => bucket.count === 4 && bucket.rev === RELOAD_REV_GAP + 3), 'and so does the archive')
+  t.ok(final.length === 8 && final.every((bucket) => bucket.count === 4 && bucket.rev === renewed), 'and so does the archive')
 })
 
-t.test('after Redis is emptied a reloaded bucket continues from its archived rev', async (t) => {
+t.test('after Redis is emptied a reloaded bucket takes a position above every lost one', async (t) => {
   const { env, table } = await newCluster()
   const w = worker(t, env, table)
   const published = new Map<string, number[]>()
@@ -147,10 +108,12 @@ t.test('after Redis is emptied a reloaded bucket continues from its archived rev
   await admin.flushall()
   const after = await w.fold([item('MSFT', now - 900)])
   t.equal(after.loaded, 8)
-  await sleep(10)
+  await until(t, 'the four states of eight buckets to arrive', async () => [...published.values()].reduce((sum, revs) => sum + revs.length, 0) >= 32)
   t.equal(published.size, 8)
   for (const [id, revs] of published) {
-    t.strictSame(revs, [1, 2, 3, RELOAD_REV_GAP + 3], `${id}: the archived rev 2 continues past the gap, above the lost rev 3 clients hold`)
+    const first = termOf(revs[0] ?? 0)
+    t.strictSame(revs.slice(0, 3), [1, 2, 3].map((count) => first * TERM_SPAN + count), `${id}: three changes in the first term`)
+    t.ok(revs.length === 4 && termOf(revs[3] ?? 0) > first && (revs[3] ?? 0) % TERM_SPAN === 1, `${id}: the archived state of the second change continues in a new term, above the lost third clients hold`)
   }
   t.ok(after.changed.every((bucket) => bucket.count === 3), 'the archived state plus the new item')
 })
@@ -228,35 +191,4 @@ t.test('two finalizers on one Redis publish each ended bucket final exactly once
   const twice = [...counts].filter(([, n]) => n > 1)
   t.strictSame(twice, [], 'no bucket was published final twice')
   t.strictSame([...counts.keys()].sort(), [...expected].sort(), 'and every ended bucket was published')
-})
-
-t.test('with a cadence a changing bucket waits for it, and a bucket that ended since its write is taken at once', async (t) => {
-  const { env, table } = await newCluster()
-  const w = worker(t, env, table)
-  const cadence = Object.fromEntries(RESOLUTIONS.map((resolution) => [resolution, 60 * 60_000]))
-  // Late in a minute, so the 1m bucket ends while the test runs.
-  for (;;) {
-    const second = Date.now() % 60_000
-    if (second > 50_000 && second < 55_000) break
-    await sleep(250)
-  }
-  const now = Date.now()
-  const refs: BucketRef[] = RESOLUTIONS.map((resolution) => ({ ticker: 'AAPL', resolution, start: bucketStart(now, resolution) }))
-  const endedBy = (at: number) => refs.filter((ref) => ref.start + DURATION_MS[ref.resolution] <= at).map(bucketId).sort()
-  await w.fold([item('AAPL', now)])
-  t.equal((await w.writeBehind.flushNow()).written, 8, 'first writes are never held back')
-  await w.fold([item('AAPL', now + 1)])
-
-  const before = endedBy(Date.now())
-  const early = (await w.hot.takeDirty(100, cadence)).map(bucketId).sort()
-  t.strictSame(early, before, 'written less than a cadence ago: only a bucket that ended since is due')
-  await w.hot.release(refs)
-
-  const oneMinuteEnd = bucketStart(now, '1m') + 60_000
-  await until(t, 'the 1m bucket ends', async () => Date.now() > oneMinuteEnd + 100)
-  const due = (await w.hot.takeDirty(100, cadence)).map(bucketId).sort()
-  t.ok(due.includes(bucketId(refs[0] as BucketRef)), 'the 1m bucket ended after its write: due at once')
-  t.strictSame(due, endedBy(Date.now()), 'and only the buckets that ended')
-  await w.hot.release(refs)
-  t.equal((await w.hot.takeDirty(100)).length, 8, 'without a cadence every dirty bucket is due')
 })

@@ -6,14 +6,16 @@ import { createDynamoClients } from '../../shared/adapters/dynamo/client.js'
 import { DynamoArchive } from '../../shared/adapters/dynamo/dynamo-archive.js'
 import { type DynaliteServer, startDynalite } from '../../shared/adapters/dynamo/embedded-dynamo.js'
 import { ensureTable, tableName } from '../../shared/adapters/dynamo/table.js'
-import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
-import type { Archive } from '../../shared/ports/index.js'
-import {
-  type Aggregate, type Bucket, type ScoredItem, RESOLUTIONS, bucketId, dedupeKey, foldAggregate, groupByBucket, labelFor
-} from '../../shared/timeseries/index.js'
+import type { Archive } from '../../shared/ports/archive.js'
+import { type Aggregate, type Bucket, type ScoredItem, foldAggregate, groupByBucket, labelFor } from '../../shared/timeseries/bucket.js'
+import { bucketId, dedupeKey } from '../../shared/timeseries/keys.js'
+import { RESOLUTIONS } from '../../shared/timeseries/resolutions.js'
 import { foldBatch } from '../../services/aggregator/fold-batch.js'
 import { type FlushResult, WriteBehind } from '../../services/aggregator/write-behind.js'
+
+// A long file: on a loaded machine it outlasts tap's default per-file timeout.
+t.setTimeout(300_000)
 
 const NOW = Date.parse('2025-12-21T12:00:00Z')
 const TICKERS = ['AAPL', 'MSFT']
@@ -99,7 +101,7 @@ async function setup (t: { teardown: (fn: () => unknown) => void }) {
   const archive = new DynamoArchive({ client: clients.doc, tableName: name, baseDelayMs: 1, maxAttempts: 3 })
   const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
   let clock = NOW
-  const deps = { hot, archive, bus: new MemoryBus(), now: () => clock++ }
+  const deps = { hot, archive, now: () => clock++ }
   let batches = 0
   const fold = async (items: ScoredItem[]) => await foldBatch(deps, { id: `b${batches++}`, acceptedAt: NOW, items })
   const restart = async () => {
@@ -164,6 +166,7 @@ t.test('buckets changed during a write wait for the next flush', async (t) => {
     },
     range: archive.range.bind(archive),
     get: archive.get.bind(archive),
+    nextTerm: archive.nextTerm.bind(archive),
     ping: archive.ping.bind(archive),
     close: archive.close.bind(archive)
   }
@@ -242,4 +245,28 @@ t.test('the timer flushes every interval and backs off while the archive is down
   t.equal(await hot.dirtyCount(), 0, 'written after the archive came back')
   const stopped = await writeBehind.stop()
   t.equal(stopped.backlog, 0)
+})
+
+t.test('backing off, the write-behind probes the archive and writes the backlog as soon as it answers', async (t) => {
+  const { archive, hot, fold, server, restart } = await setup(t)
+  const writeBehind = new WriteBehind({ hot, archive, log: logger(), flushIntervalMs: 100, maxBackoffMs: 60_000 })
+  t.teardown(() => writeBehind.stop())
+  const items = makeItems(10, 5)
+  await fold(items)
+  await server.close()
+  writeBehind.start()
+  const until = async (check: () => Promise<boolean> | boolean, ms: number) => {
+    const deadline = Date.now() + ms
+    while (Date.now() < deadline && !await check()) await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  // Six failed flushes in a row: the next timed flush is 3.2–6.4 s after the sixth.
+  await until(() => writeBehind.stats.consecutiveFailures >= 6, 40_000)
+  const backingOffSince = Date.now()
+  t.ok(writeBehind.stats.consecutiveFailures >= 6, 'backing off')
+  await restart()
+  // Only a probe can write the backlog within 3 s of the sixth failure.
+  await until(async () => await hot.dirtyCount() === 0, backingOffSince + 3000 - Date.now())
+  t.equal(await hot.dirtyCount(), 0, 'the backlog was written long before the backoff ran out')
+  t.ok(writeBehind.stats.probes > 0, 'a probe found the archive back')
+  t.equal(writeBehind.stats.consecutiveFailures, 0)
 })

@@ -2,7 +2,8 @@ import { deepStrictEqual } from 'node:assert/strict'
 import fc from 'fast-check'
 import t from 'tap'
 import { bucketToItem, itemToBucket } from '../../shared/adapters/dynamo/bucket-item.js'
-import { type Bucket, DURATION_MS, RESOLUTIONS, bucketEnd, ttlSeconds } from '../../shared/timeseries/index.js'
+import type { Bucket } from '../../shared/timeseries/bucket.js'
+import { DURATION_MS, RESOLUTIONS, bucketEnd, ttlSeconds } from '../../shared/timeseries/resolutions.js'
 
 const score = fc.double({ min: -1, max: 1, noNaN: true }).map((x) => (Object.is(x, -0) ? 0 : x))
 const count = fc.nat({ max: 1_000_000 })

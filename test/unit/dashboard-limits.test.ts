@@ -1,8 +1,8 @@
 import t from 'tap'
 import { MAX_SUBSCRIPTIONS } from '../../shared/stream-limits.js'
-import { RESOLUTIONS } from '../../shared/timeseries/index.js'
+import { RESOLUTIONS } from '../../shared/timeseries/resolutions.js'
 import { RequestThrottle } from '../../web/src/store/request-throttle.js'
-import { groupSeries, sseSelection } from '../../web/src/stream/transport.js'
+import { groupSeries, streamSelection } from '../../web/client/src/transport.js'
 
 /** What the dashboard watches: one ticker at every resolution, the rows on screen at 1m. */
 function watched (selected: string, rows: readonly string[]): string[] {
@@ -21,7 +21,7 @@ t.test('groupSeries covers exactly the series asked for, in a message or two', a
 })
 
 t.test('an SSE selection is a product of at most the limit, and always keeps the selected ticker', async (t) => {
-  const selection = sseSelection(watched('AAPL', rows), MAX_SUBSCRIPTIONS)
+  const selection = streamSelection(watched('AAPL', rows), MAX_SUBSCRIPTIONS)
   t.equal(selection.tickers[0], 'AAPL')
   t.equal(selection.resolutions.length, 8)
   t.ok(selection.tickers.length * selection.resolutions.length <= MAX_SUBSCRIPTIONS, `${selection.tickers.length} tickers × 8`)

@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { ERRORS } from '../../shared/errors.js'
 
-t.test('every error code is documented in the README with its status', async (t) => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+t.test('every error code is documented in docs/api.md with its status', async (t) => {
+  const readme = await readFile(new URL('../../docs/api.md', import.meta.url), 'utf8')
   for (const [code, { status }] of Object.entries(ERRORS)) {
     const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\` |`))
     t.ok(row, `${code} has a row in the error table`)

@@ -6,7 +6,7 @@ t.teardown(() => armFaults(''))
 
 t.test('an unarmed point resolves at once', async (t) => {
   armFaults('')
-  await faultPoint('fold.before-publish')
+  await faultPoint('fold.after')
   t.pass()
 })
 

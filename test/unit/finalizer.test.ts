@@ -1,9 +1,12 @@
 import t from 'tap'
 import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
 import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
-import type { BucketEvent } from '../../shared/ports/index.js'
-import { type ScoredItem, RESOLUTIONS, bucketId, seriesKey, toIsoSecond } from '../../shared/timeseries/index.js'
+import type { BucketEvent } from '../../shared/ports/bus.js'
+import type { ScoredItem } from '../../shared/timeseries/bucket.js'
+import { bucketId, seriesKey } from '../../shared/timeseries/keys.js'
+import { RESOLUTIONS, toIsoSecond } from '../../shared/timeseries/resolutions.js'
 import { Finalizer } from '../../services/aggregator/finalizer.js'
+import { foldWithTerm } from '../helpers/fold-with-term.js'
 
 const at = (iso: string) => Date.parse(iso)
 let ids = 0
@@ -13,7 +16,9 @@ function item (ticker: string, iso: string, score = 0.3): ScoredItem {
 }
 
 async function setup (t: { teardown: (fn: () => unknown) => void }, tickers = ['AAPL', 'MSFT']) {
-  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  // The flush bookkeeping follows the simulated time of the last fold.
+  let clock = 0
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000, now: () => clock })
   const bus = new MemoryBus()
   const events: BucketEvent[] = []
   for (const ticker of [...tickers, 'TSLA']) {
@@ -22,10 +27,11 @@ async function setup (t: { teardown: (fn: () => unknown) => void }, tickers = ['
   const finalizer = new Finalizer({ hot, bus, tickers, log: { warn: () => {} } })
   t.teardown(() => finalizer.stop())
   const fold = async (ticker: string, items: ScoredItem[], now: number) => {
-    const outcome = await hot.fold(ticker, items, { now })
+    clock = now
+    const outcome = await foldWithTerm(hot, ticker, items, { now })
     if (outcome.kind === 'needs-load') {
       await hot.seed(outcome.refs, [])
-      await hot.fold(ticker, items, { now })
+      await foldWithTerm(hot, ticker, items, { now })
     }
   }
   /** Marks everything written, as a flush would. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { checkBatch, checkItem, scoreText } from '../../shared/timeseries/index.js'
+import { checkBatch, checkItem, scoreText } from '../../shared/timeseries/item.js'
 
 const NOW = Date.UTC(2025, 11, 21, 10, 35, 17)
 const rules = { tickers: new Set(['AAPL', 'BRK.B']), now: NOW, scoreText }

@@ -1,8 +1,6 @@
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import {
-  type Aggregate, MAX_SOURCES, aggregateOf, compareIds, foldAggregate, mergeAggregates, type ScoredItem
-} from '../../shared/timeseries/index.js'
+import { type Aggregate, MAX_SOURCES, aggregateOf, compareIds, foldAggregate, mergeAggregates, type ScoredItem } from '../../shared/timeseries/bucket.js'
 import { itemArb } from '../helpers/items.js'
 
 /**
@@ -86,12 +84,23 @@ t.test('a bucket keeps the first MAX_SOURCES sources in order, however the items
   const items: ScoredItem[] = sources.map((source, i) => ({ id: `i${i}`, ticker: 'AAPL', ts: NOW + i, score: 0.1, label: 'positive', source }))
   const whole = foldAggregate(shuffled(items, 7)) as Aggregate
   t.strictSame(whole.sources, sources.slice(0, MAX_SOURCES), 'the smallest MAX_SOURCES, sorted')
+  t.equal(whole.sources_truncated, true, 'the bucket says it left sources out')
   t.equal(whole.count, items.length, 'every item still counts')
   fc.assert(fc.property(fc.integer({ min: 1, max: items.length - 1 }), fc.integer(), (cut, seed) => {
     const mixed = shuffled(items, seed)
     const merged = mergeAggregates(foldAggregate(mixed.slice(0, cut)) as Aggregate, foldAggregate(mixed.slice(cut)) as Aggregate)
-    return JSON.stringify(merged.sources) === JSON.stringify(whole.sources)
+    return JSON.stringify(merged.sources) === JSON.stringify(whole.sources) && merged.sources_truncated === true
   }), { numRuns: 200 })
+})
+
+t.test('sources_truncated is set exactly when the items have more than MAX_SOURCES distinct sources, however they are split', async () => {
+  fc.assert(fc.property(fc.integer({ min: MAX_SOURCES - 3, max: MAX_SOURCES + 3 }), fc.integer({ min: 1, max: 4 }), fc.integer(), (distinct, copies, seed) => {
+    const items: ScoredItem[] = Array.from({ length: distinct * copies }, (_, i) => ({ id: `i${i}`, ticker: 'AAPL', ts: NOW + i, score: 0.1, label: 'positive', source: `s${i % distinct}` }))
+    const mixed = shuffled(items, seed)
+    const cut = 1 + (Math.abs(seed) % (items.length - 1))
+    const merged = mergeAggregates(foldAggregate(mixed.slice(0, cut)) as Aggregate, foldAggregate(mixed.slice(cut)) as Aggregate)
+    return (merged.sources_truncated === true) === (distinct > MAX_SOURCES) && merged.sources.length === Math.min(distinct, MAX_SOURCES)
+  }), { numRuns: 300 })
 })
 
 t.test('ids order by code point, as UTF-8 bytes do', async (t) => {

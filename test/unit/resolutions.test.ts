@@ -1,8 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
-import {
-  bucketEnd, bucketRefsFor, bucketStart, DURATION_MS, isRetained, progressPct, RESOLUTIONS, RETENTION_MS, toIsoSecond, ttlSeconds
-} from '../../shared/timeseries/index.js'
+import { bucketRefsFor } from '../../shared/timeseries/bucket.js'
+import { applyRetentionScale, bucketEnd, bucketStart, DURATION_MS, isRetained, PRODUCTION_RETENTION_MS, progressPct, RESOLUTIONS, RETENTION_MS, scaledRetention, toIsoSecond, ttlSeconds } from '../../shared/timeseries/resolutions.js'
 
 t.test('bucket starts are epoch-aligned UTC and contain their instant', async (t) => {
   fc.assert(fc.property(fc.integer({ min: 0, max: 4_102_444_800_000 }), fc.constantFrom(...RESOLUTIONS), (ms, resolution) => {
@@ -41,4 +40,26 @@ t.test('progress through a bucket', async (t) => {
   t.equal(progressPct(start, '1h', start + 30 * 60_000), 50)
   t.equal(progressPct(start, '1h', start), 0)
   t.equal(progressPct(start, '1h', start + 2 * 3_600_000), 100)
+})
+
+t.test('a test retention scale divides every retention, in whole seconds, and ttl still agrees with isRetained', async (t) => {
+  t.same(RETENTION_MS, PRODUCTION_RETENTION_MS, 'production retention unless a scale is applied')
+  const scaled = scaledRetention(1440)
+  t.equal(scaled['1m'], 15_000)
+  t.equal(scaled['24h'], 90 * 60_000)
+  t.equal(scaledRetention(7)['1m'], 3_086_000, 'rounded to whole seconds')
+  t.throws(() => scaledRetention(0), RangeError)
+  t.throws(() => scaledRetention(1.5), RangeError)
+  t.teardown(() => applyRetentionScale(1))
+  applyRetentionScale(7)
+  const now = Date.UTC(2025, 11, 21, 12, 0, 0)
+  for (const resolution of RESOLUTIONS) {
+    const start = bucketStart(now - RETENTION_MS[resolution] - DURATION_MS[resolution], resolution)
+    for (const at of [start, start + 1000]) {
+      t.equal(isRetained(at, resolution, now), ttlSeconds(at, resolution) > Math.floor(now / 1000), `${resolution}: ttl and isRetained agree`)
+    }
+  }
+  t.notOk(bucketRefsFor({ ticker: 'AAPL', ts: now - 2 * 3_600_000 }, now).some((r) => r.resolution === '1m'), 'a 2 h old item misses 1m at scale 7')
+  applyRetentionScale(1)
+  t.same(RETENTION_MS, PRODUCTION_RETENTION_MS, 'scale 1 restores production retention')
 })

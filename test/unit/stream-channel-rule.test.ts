@@ -1,8 +1,8 @@
 import t from 'tap'
 import { ChannelHub } from '../../services/gateway/streaming/channel-hub.js'
-import type { Rendered } from '../../services/gateway/streaming/protocol.js'
+import { renderEvent, type Rendered } from '../../services/gateway/streaming/protocol.js'
 import type { SeriesCache } from '../../services/gateway/series-cache.js'
-import type { BucketEvent } from '../../shared/ports/index.js'
+import type { BucketEvent } from '../../shared/ports/bus.js'
 import { until } from '../helpers/stream-clients.js'
 import { recordingSink, sleep, START, testBucket } from '../helpers/stream-fakes.js'
 
@@ -115,4 +115,39 @@ t.test('a watcher that joins while a state waits gets the trailing send; one tha
   t.same(revs(late.writes[0]), [2])
   await sleep(20)
   t.same(sinks[1]?.writes.map(revs), [[1]], 'the watcher that left got only what was sent before')
+})
+
+t.test('over the gateway-wide buffer budget, the connections holding the most are cut until it is met', async (t) => {
+  const hub = new ChannelHub({
+    // No channel is joined here: the budget concerns connections only.
+    cache: undefined as unknown as SeriesCache,
+    now: Date.now,
+    maxConnections: 10,
+    heartbeatMs: 60_000,
+    debounceMs: 100,
+    maxBufferedBytes: 1024 * 1024
+  })
+  t.teardown(() => hub.shutdown())
+  const sinks = [recordingSink(), recordingSink(), recordingSink()]
+  const closed: number[] = []
+  const actors = sinks.map((sink, i) => hub.open(sink, 'ws', () => { closed.push(i) }))
+  const reply = renderEvent('pong', { timestamp: 'now' })
+
+  sinks[0]!.buffered = 500 * 1024
+  actors[0]!.reply(reply)
+  sinks[1]!.buffered = 300 * 1024
+  actors[1]!.reply(reply)
+  t.same(closed, [], 'under the budget nobody is cut')
+
+  sinks[2]!.buffered = 700 * 1024
+  actors[2]!.reply(reply)
+  t.same(closed, [2], 'the largest backlog is cut')
+  t.equal(sinks[2]!.closedWith, 'stalled', 'with the reconnect code of a slow client')
+  t.equal(hub.stats().transports.ws?.connections, 2, 'the others stay')
+
+  // A backlog that drained without a write is found by the recount, not cut for.
+  sinks[0]!.buffered = 0
+  sinks[1]!.buffered = 900 * 1024
+  actors[1]!.reply(reply)
+  t.same(closed, [2], 'the total is recounted before anyone is cut')
 })

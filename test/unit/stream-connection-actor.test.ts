@@ -1,10 +1,11 @@
 import t from 'tap'
-import { ConnectionActor, FloodGuard } from '../../services/gateway/streaming/connection.js'
+import { ConnectionActor } from '../../services/gateway/streaming/connection-actor.js'
+import { FloodGuard } from '../../services/gateway/streaming/flood-guard.js'
 import { renderHeartbeat, StreamEvent } from '../../services/gateway/streaming/protocol.js'
 import { until } from '../helpers/stream-clients.js'
 import { recordingSink, sleep, START, testBucket } from '../helpers/stream-fakes.js'
 
-const event = (start: number, rev: number): StreamEvent => new StreamEvent(testBucket(start, rev), 'change', Date.now())
+const event = (start: number, rev: number): StreamEvent => new StreamEvent(testBucket(start, rev), 'change', Date.now(), rev - 1)
 
 t.test('states handed over are written at once, several in one write', async (t) => {
   const sink = recordingSink()
@@ -107,7 +108,8 @@ t.test('a drain sends held-back states at once, and is ignored when nothing was 
 
 t.test('newest state wins whatever the arrival order; past and current buckets are two entries', async (t) => {
   const sink = recordingSink()
-  const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: Date.now })
+  // A clock inside START's minute, so the current bucket renders as partial whenever the test runs.
+  const actor = new ConnectionActor(sink, { recheckMs: 10_000, stallLimitMs: 60_000, now: () => START + 30_000 })
   t.teardown(() => actor.close('restart'))
   sink.buffered = 1024 * 1024
   for (const rev of [5, 9, 3]) actor.offer([event(START, rev)])
@@ -133,14 +135,15 @@ t.test('leaving a series forgets its held-back states', async (t) => {
   t.equal(actor.pending, 0)
 })
 
-t.test('a final event of the same rev replaces the change; its id is the bucket end', async (t) => {
+t.test('a final event of the same rev replaces the change; its id is its series position', async (t) => {
   const now = START + 30_000
   const past = START - 60_000
-  const change = new StreamEvent(testBucket(past, 4, past + 30_000), 'change', now)
-  const final = new StreamEvent(testBucket(past, 4, past + 30_000), 'final', now)
+  const change = new StreamEvent(testBucket(past, 4, past + 30_000), 'change', now, 3)
+  const final = new StreamEvent(testBucket(past, 4, past + 30_000), 'final', now, 3)
   t.ok(final.supersedes(change))
   t.equal(final.time, START)
-  t.match(final.render(now).sse.toString(), new RegExp(`^id: ${START}\nevent: bucket_update\ndata: \\{`))
+  t.match(final.render(now).ws, /^\{"type":"bucket_update","id":"3",/)
+  t.match(final.render(now).sse.toString(), /^event: bucket_update\ndata: \{/, 'an event stream\'s id is its token, which the sink writes')
 })
 
 t.test('flood guard: a burst is accepted, then drops with one warning a second, then disconnect', async (t) => {
@@ -148,4 +151,23 @@ t.test('flood guard: a burst is accepted, then drops with one warning a second, 
   const verdicts = Array.from({ length: 9 }, () => guard.check(0))
   t.same(verdicts, ['accept', 'accept', 'accept', 'accept', 'accept', 'drop-and-warn', 'drop', 'drop', 'disconnect'])
   t.equal(new FloodGuard(0, { burst: 1, perSecond: 1 }).check(5000), 'accept', 'tokens refill')
+})
+
+t.test('flood guard: drops are a rate, so a long-lived client that overruns now and then is never disconnected', async (t) => {
+  const guard = new FloodGuard(0, { burst: 5, perSecond: 1, maxDropped: 3, dropWindowMs: 10_000 })
+  // One burst a minute, each one message past the burst allowance: one drop a minute.
+  for (let minute = 0; minute < 60; minute++) {
+    const now = minute * 60_000
+    const verdicts = Array.from({ length: 6 }, () => guard.check(now))
+    t.not(verdicts.at(-1), 'disconnect', `burst ${minute} is throttled, not cut`)
+    if (verdicts.at(-1) === 'disconnect') break
+  }
+  // A real flood still is: more than 3 drops within the window.
+  const flooded = Array.from({ length: 12 }, (_, i) => guard.check(3_600_000 + i))
+  t.equal(flooded.at(-1), 'disconnect', 'a flood right after is disconnected')
+  // Drops spread over more than the window never add up to a disconnect.
+  const steady = new FloodGuard(0, { burst: 1, perSecond: 1, maxDropped: 3, dropWindowMs: 10_000 })
+  const spread: string[] = []
+  for (let i = 0; i < 100; i++) spread.push(steady.check(i * 4_000), steady.check(i * 4_000))
+  t.notOk(spread.includes('disconnect'), 'one drop every 4 s with at most 3 per 10 s is only throttled')
 })

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { isReady } from '../../readiness.js'
@@ -6,7 +7,8 @@ import { isReady } from '../../readiness.js'
  * `GET /healthz` (the process answers) and `GET /readyz` (hot state, queue and bus answer;
  * an unreachable archive shows as `archive: degraded` and leaves the gateway ready).
  */
-export default async function healthRoutes (app: FastifyInstance): Promise<void> {
+export default async function healthRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   app.get('/healthz', {
     schema: { summary: 'Liveness', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
   }, async () => ({ status: 'ok' as const }))

@@ -1,35 +1,39 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
-import { type Bucket, type BucketRef, bucketId, bucketStart, toWireBucket } from '../../../shared/timeseries/index.js'
+import { PulseError } from '../../../shared/errors.js'
+import { toWireBucket } from '../../../shared/timeseries/bucket.js'
 import { readAccess } from '../plugins/read-access.js'
 import { BucketSchema } from '../schemas.js'
+import { TickerBoard } from '../ticker-board.js'
 
 /**
- * `GET /api/v2/tickers`: the configured tickers with their current 1m and 24h buckets.
- *
- * Only the current buckets are read, in one round trip to the hot state for every ticker
- * (it holds every bucket a fold touched) and one batched read of the archive for those it
- * lacks (a hot state that restarted empty); loading each series' whole window would cost
- * thousands of reads and subscriptions with a thousand tickers. An archive that does not
- * answer leaves those buckets out (the archive is degraded, the hot state is current); a
- * hot state that does not answer fails the request.
+ * `GET /api/v2/tickers`: the active tickers of the registry (those the reader is entitled to) with their current 1m and 24h buckets,
+ * answered from the gateway's {@link TickerBoard}: read from the stores once, then kept
+ * current by the bus, so a listing costs no store read however many tickers there are. A
+ * hot state that does not answer the first load fails the request (503), and the next
+ * request tries again.
  */
 export default async function tickerRoutes (app: FastifyInstance): Promise<void> {
-  const { config, hot, archive } = app.pulse
-  const currentBuckets = async (now: number): Promise<Map<string, Bucket>> => {
-    const refs: BucketRef[] = config.tickers.flatMap((ticker) => (['1m', '24h'] as const).map((resolution) => ({ ticker, resolution, start: bucketStart(now, resolution) })))
-    const found = new Map((await hot.get(refs)).map((bucket) => [bucketId(bucket), bucket]))
-    const missing = refs.filter((ref) => !found.has(bucketId(ref)))
-    if (missing.length > 0) {
-      for (const bucket of await archive.get(missing, now).catch(() => [])) found.set(bucketId(bucket), bucket)
+  const { config, hot, archive, bus, metrics, tickers } = app.pulse
+  const board = new TickerBoard({
+    tickers: () => tickers.current().active,
+    hot,
+    archive,
+    bus,
+    now: app.pulse.now,
+    breaker: app.pulse.cache.archiveBreaker,
+    onInvalidEvent: (problem, series) => {
+      metrics?.busMessagesDropped.inc()
+      app.log.warn({ series, problem }, 'dropped an invalid bus message')
     }
-    return found
-  }
-  app.get('/api/v2/tickers', {
-    onRequest: readAccess(config.readToken),
+  })
+  app.addHook('onClose', async () => { await board.close() })
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/api/v2/tickers', {
+    onRequest: readAccess(app),
     config: { rateLimit: config.rateLimitRead > 0 ? { max: config.rateLimitRead, timeWindow: '1 minute' } : false },
     schema: {
-      summary: 'Configured tickers with their live 1m and 24h partial buckets',
+      summary: 'Active tickers with their live 1m and 24h partial buckets',
       tags: ['history'],
       response: {
         200: Type.Object({
@@ -41,13 +45,22 @@ export default async function tickerRoutes (app: FastifyInstance): Promise<void>
         })
       }
     }
-  }, async () => {
+  }, async (request) => {
     const now = app.pulse.now()
-    const found = await currentBuckets(now)
-    const wire = (ticker: string, resolution: '1m' | '24h'): ReturnType<typeof toWireBucket> | null => {
-      const bucket = found.get(bucketId({ ticker, resolution, start: bucketStart(now, resolution) }))
-      return bucket === undefined ? null : toWireBucket(bucket, now)
+    let current
+    try {
+      current = await board.current(now)
+    } catch (err) {
+      app.log.warn({ err }, 'tickers listing: the hot state did not answer')
+      throw new PulseError('PULSE_ERR_UNAVAILABLE', 'The tickers listing is unavailable: the hot state did not answer; retry later')
     }
-    return { tickers: config.tickers.map((ticker) => ({ ticker, partial_1m: wire(ticker, '1m'), partial_24h: wire(ticker, '24h') })) }
+    const wire = (ticker: string, resolution: '1m' | '24h'): ReturnType<typeof toWireBucket> | null => {
+      const bucket = current(ticker, resolution)
+      return bucket === null ? null : toWireBucket(bucket, now)
+    }
+    // A reader sees the tickers it is entitled to, and no other.
+    const active = tickers.current().active
+    const visible = request.reader === undefined ? active : active.filter((ticker) => request.reader?.entitlement.allowsTicker(ticker) === true)
+    return { tickers: visible.map((ticker) => ({ ticker, partial_1m: wire(ticker, '1m'), partial_24h: wire(ticker, '24h') })) }
   })
 }

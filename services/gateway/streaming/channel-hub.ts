@@ -1,11 +1,14 @@
-import type { ErrorCode } from '../../../shared/errors.js'
-import type { BucketEvent } from '../../../shared/ports/index.js'
-import { type Resolution, type SeriesKey, parseSeriesKey } from '../../../shared/timeseries/index.js'
+import type { StreamEncoding } from '../../../shared/stream-delta.js'
+import { type SeriesKey, parseSeriesKey } from '../../../shared/timeseries/keys.js'
 import type { ConnectionObserver, Transport } from '../../metrics.js'
 import type { SecretSet } from '../plugins/auth.js'
 import type { SeriesCache } from '../series-cache.js'
-import { ConnectionActor, type Due, FlushScheduler, type Sink } from './connection.js'
-import { renderHeartbeat, RETRY_AFTER_SECONDS, StreamEvent } from './protocol.js'
+import { type AccessRequest, checkStreamAccess, ConnectionLimiter, type Refusal } from './admission.js'
+import { BufferBudget } from './buffer-budget.js'
+import { Channel } from './channel.js'
+import { ConnectionActor, type Sink } from './connection-actor.js'
+import { FlushScheduler } from './flush-scheduler.js'
+import { renderHeartbeat, RETRY_AFTER_SECONDS } from './protocol.js'
 
 /*
  * The gateway's streaming core, shared by both engines: the channel actors (one per
@@ -14,184 +17,8 @@ import { renderHeartbeat, RETRY_AFTER_SECONDS, StreamEvent } from './protocol.js
  * gateway-wide timers.
  */
 
-/**
- * Counts open streams (WebSocket and SSE together) against `MAX_CONNECTIONS`. A slot is
- * taken before the upgrade or the SSE response starts and given back when the socket closes.
- */
-export class ConnectionLimiter {
-  #count = 0
-
-  constructor (readonly max: number) {}
-
-  get count (): number {
-    return this.#count
-  }
-
-  /** Takes a slot; undefined at the limit. The returned release is idempotent. */
-  tryAcquire (): (() => void) | undefined {
-    if (this.#count >= this.max) return undefined
-    this.#count++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#count--
-    }
-  }
-}
-
-/** What an access check needs from a request, whatever the engine. */
-export interface AccessRequest {
-  authorization: string | undefined
-  origin: string | undefined
-  /** `?token=`, for EventSource, which cannot set headers. */
-  queryToken: string | undefined
-}
-
-/**
- * Read access to streams: with `READ_TOKEN` set, a bearer token or `?token=` must match.
- * For WebSockets, a browser's `Origin` must be allowed when `ALLOWED_ORIGINS` is set;
- * clients without an Origin are not browsers, so cross-site hijacking does not apply.
- */
-export function checkStreamAccess (request: AccessRequest, readToken: SecretSet | undefined, allowedOrigins: readonly string[], websocket: boolean): ErrorCode | undefined {
-  if (readToken !== undefined) {
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.authorization ?? '')?.[1]
-    if (!readToken.matches(bearer ?? request.queryToken)) return 'PULSE_ERR_UNAUTHORIZED'
-  }
-  if (websocket && allowedOrigins.length > 0 && request.origin !== undefined && !allowedOrigins.includes(request.origin)) {
-    return 'PULSE_ERR_FORBIDDEN_ORIGIN'
-  }
-  return undefined
-}
-
-/** A stream refused before it starts: the catalogue code and any extra headers. */
-export interface Refusal {
-  code: ErrorCode
-  headers: Record<string, string>
-}
-
-/** Buckets sent longer than a debounce ago are forgotten once a channel remembers this many. */
-const PRUNE_AT = 32
 /** How often a connection with states held back by backpressure checks its socket. */
 const RECHECK_MS = 50
-
-interface ChannelOptions {
-  debounceMs: number
-  now: () => number
-  scheduler: FlushScheduler
-  /** A waiting state of a bucket was replaced by a newer one (metrics). */
-  onCoalesced?: (() => void) | undefined
-}
-
-/**
- * The actor of one `ticker#resolution` in this gateway: watches the series in the L1 cache
- * (one bus subscription per series per gateway, kept by the cache, which applies each
- * event before the channel sees it) and fans each event out to its watchers. The event is
- * encoded once, on first use, and every watcher writes the same bytes.
- *
- * The per-bucket rule is decided here, once for all watchers: an update goes out at once
- * unless the same bucket went out less than `debounceMs` ago; then it waits, a newer state
- * of the bucket replacing it, and the trailing send at `sentAt + debounceMs` carries the
- * newest state. Updates of different buckets never wait for each other; trailing sends
- * that fall due together go to each watcher in one write. Backpressure is each
- * connection's own business (see `ConnectionActor`).
- */
-class Channel implements Due {
-  readonly watchers = new Set<ConnectionActor>()
-  ready: Promise<void>
-  readonly #options: ChannelOptions
-  /** When each bucket last went out, for buckets sent within the last debounce window. */
-  readonly #sentAt = new Map<string, number>()
-  /** The newest state of each bucket waiting for its trailing send. */
-  readonly #waiting = new Map<string, StreamEvent>()
-  #pruneAt = PRUNE_AT
-  #dueAt = Infinity
-  #unwatch: (() => void) | undefined
-  #closed = false
-
-  constructor (cache: SeriesCache, ticker: string, resolution: Resolution, options: ChannelOptions) {
-    this.#options = options
-    this.ready = cache.watch(ticker, resolution, (event: BucketEvent) => {
-      const at = options.now()
-      this.offer(StreamEvent.fromBus(event, at), at)
-    }).then((unwatch) => {
-      if (this.#closed) unwatch()
-      else this.#unwatch = unwatch
-    })
-  }
-
-  /** States of buckets waiting for their trailing send. */
-  get waiting (): number {
-    return this.#waiting.size
-  }
-
-  /** A new state of one of the series' buckets: to every watcher now, or at its trailing send. */
-  offer (event: StreamEvent, now: number): void {
-    if (this.#closed) return
-    const waiting = this.#waiting.get(event.key)
-    if (waiting !== undefined) {
-      if (event.supersedes(waiting)) this.#waiting.set(event.key, event)
-      this.#options.onCoalesced?.()
-      return
-    }
-    const sentAt = this.#sentAt.get(event.key)
-    if (sentAt !== undefined && now - sentAt < this.#options.debounceMs) {
-      this.#waiting.set(event.key, event)
-      this.#wakeAt(sentAt + this.#options.debounceMs)
-      return
-    }
-    this.#remember(event.key, now)
-    const due = [event]
-    for (const watcher of this.watchers) watcher.offer(due, now)
-  }
-
-  /** Wake-up from the scheduler: the trailing sends that are due, to every watcher in one write. */
-  runDue (now: number): void {
-    // A wake-up that was moved earlier comes twice; the later one finds nothing to do.
-    if (this.#closed || now < this.#dueAt - 1) return
-    this.#dueAt = Infinity
-    const due: StreamEvent[] = []
-    let next = Infinity
-    for (const [key, event] of this.#waiting) {
-      const at = (this.#sentAt.get(key) ?? -Infinity) + this.#options.debounceMs
-      if (at > now) {
-        next = Math.min(next, at)
-        continue
-      }
-      this.#waiting.delete(key)
-      this.#sentAt.set(key, now)
-      due.push(event)
-    }
-    // Event ids rise within a write.
-    if (due.length > 1) due.sort((a, b) => a.time - b.time)
-    if (due.length > 0) for (const watcher of this.watchers) watcher.offer(due, now)
-    if (next !== Infinity) this.#wakeAt(next)
-  }
-
-  close (): void {
-    this.#closed = true
-    this.#waiting.clear()
-    this.#sentAt.clear()
-    this.#unwatch?.()
-    this.#unwatch = undefined
-  }
-
-  #remember (key: string, now: number): void {
-    if (this.#sentAt.size >= this.#pruneAt) {
-      // Buckets sent longer than a debounce ago with nothing waiting need no memory.
-      const expired = now - this.#options.debounceMs
-      for (const [k, sentAt] of this.#sentAt) if (sentAt <= expired && !this.#waiting.has(k)) this.#sentAt.delete(k)
-      this.#pruneAt = Math.max(PRUNE_AT, this.#sentAt.size * 2)
-    }
-    this.#sentAt.set(key, now)
-  }
-
-  #wakeAt (at: number): void {
-    if (at >= this.#dueAt) return
-    this.#dueAt = at
-    this.#options.scheduler.schedule(this, at)
-  }
-}
 
 /** What the hub holds right now. */
 export interface HubStats {
@@ -250,19 +77,18 @@ export class ChannelHub {
   readonly #scheduler: FlushScheduler
   readonly #timers: NodeJS.Timeout[] = []
   readonly #observers = new Map<Transport, ConnectionObserver | undefined>()
-  /** Sum of the buffered bytes each connection last reported; an upper bound between reports. */
-  #bufferedEstimate = 0
-  readonly #reported = new WeakMap<ConnectionActor, number>()
+  readonly #budget: BufferBudget
   #shuttingDown = false
 
   constructor (options: ChannelHubOptions) {
     this.#options = options
     this.limiter = new ConnectionLimiter(options.maxConnections)
     this.#scheduler = new FlushScheduler(options.now)
+    this.#budget = new BufferBudget(options.maxBufferedBytes)
     const heartbeat = setInterval(() => this.#heartbeat(), options.heartbeatMs)
     const keepAlive = setInterval(() => {
       for (const connection of this.#connections) connection.keepAlive()
-      this.#enforceBudget()
+      this.#budget.enforce(this.#connections)
     }, Math.min(options.keepAliveMs ?? 15_000, 15_000))
     heartbeat.unref()
     keepAlive.unref()
@@ -296,7 +122,7 @@ export class ChannelHub {
    * gateway's settings, tracked until it closes (then `onClose` runs, e.g. to free its
    * connection slot).
    */
-  open (sink: Sink, transport: Transport, onClose: (actor: ConnectionActor) => void): ConnectionActor {
+  open (sink: Sink, transport: Transport, onClose: (actor: ConnectionActor) => void, encoding: StreamEncoding = 'full'): ConnectionActor {
     if (!this.#observers.has(transport)) this.#observers.set(transport, this.#options.observer?.(transport))
     const actor = new ConnectionActor(sink, {
       recheckMs: RECHECK_MS,
@@ -304,8 +130,9 @@ export class ChannelHub {
       now: this.#options.now,
       scheduler: this.#scheduler,
       transport,
+      encoding,
       observer: this.#observers.get(transport),
-      onBuffered: (connection, bytes) => this.#noteBuffered(connection, bytes),
+      onBuffered: (connection, bytes) => this.#budget.note(connection, bytes, this.#connections),
       onClose: (closed) => {
         this.remove(closed)
         onClose(closed)
@@ -357,8 +184,7 @@ export class ChannelHub {
   remove (connection: ConnectionActor): void {
     this.leave(connection, [...connection.subscriptions])
     this.#connections.delete(connection)
-    this.#bufferedEstimate -= this.#reported.get(connection) ?? 0
-    this.#reported.delete(connection)
+    this.#budget.forget(connection)
   }
 
   stats (): HubStats {
@@ -393,41 +219,5 @@ export class ChannelHub {
     if (this.#connections.size === 0) return
     const rendered = renderHeartbeat(this.#options.now(), this.limiter.count)
     for (const connection of this.#connections) connection.heartbeat(rendered)
-  }
-
-  #noteBuffered (connection: ConnectionActor, bytes: number): void {
-    this.#bufferedEstimate += bytes - (this.#reported.get(connection) ?? 0)
-    if (bytes === 0) this.#reported.delete(connection)
-    else this.#reported.set(connection, bytes)
-    if (this.#bufferedEstimate > this.#options.maxBufferedBytes) this.#enforceBudget()
-  }
-
-  /**
-   * Keeps the bytes buffered by all connections under `maxBufferedBytes`. The running
-   * estimate only grows between reports (a socket that drained does not say so), so it is
-   * first recounted; if the true total is over the budget, the connections holding the
-   * most are cut with the stalled code (they reconnect and resume) until it is under.
-   */
-  #enforceBudget (): void {
-    let total = 0
-    const holders: Array<{ connection: ConnectionActor, bytes: number }> = []
-    for (const connection of this.#connections) {
-      const bytes = connection.bufferedAmount
-      if (bytes === 0) {
-        this.#reported.delete(connection)
-        continue
-      }
-      this.#reported.set(connection, bytes)
-      total += bytes
-      holders.push({ connection, bytes })
-    }
-    this.#bufferedEstimate = total
-    if (total <= this.#options.maxBufferedBytes) return
-    holders.sort((a, b) => b.bytes - a.bytes)
-    for (const { connection, bytes } of holders) {
-      if (total <= this.#options.maxBufferedBytes) break
-      total -= bytes
-      connection.close('stalled')
-    }
   }
 }

@@ -1,10 +1,14 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { type ErrorCode, ERRORS } from '../../../shared/errors.js'
-import type { BucketEvent } from '../../../shared/ports/index.js'
-import { type Bucket, bucketEnd, bucketId, isPartial, isResolution, parseSeriesKey, type Resolution, type SeriesKey, seriesKey, toIsoSecond, toWireBucket } from '../../../shared/timeseries/index.js'
+import type { BucketEvent } from '../../../shared/ports/bus.js'
+import { type Bucket, isPartial, toWireBucket } from '../../../shared/timeseries/bucket.js'
+import { bucketId, type SeriesKey, seriesKey } from '../../../shared/timeseries/keys.js'
+import { bucketEnd, isResolution, type Resolution, toIsoSecond } from '../../../shared/timeseries/resolutions.js'
+import { isNewerState } from '../../../shared/timeseries/revision.js'
 import { BucketSchema, TimeseriesResponseSchema } from '../schemas.js'
-import type { SeriesCache } from '../series-cache.js'
+import type { TickerLookup } from '../readable-tickers.js'
+import { bucketDelta } from './delta.js'
 
 /*
  * The streaming protocol, the same on both engines and both transports: the protocol's
@@ -17,13 +21,14 @@ import type { SeriesCache } from '../series-cache.js'
 export { CloseCode, MAX_MESSAGE_BYTES, MAX_SUBSCRIPTIONS, RETRY_AFTER_SECONDS } from '../../../shared/stream-limits.js'
 
 /** Why the gateway ends a connection; each maps to a close code and a reconnect hint. */
-export type CloseReason = 'restart' | 'stalled' | 'flood'
+export type CloseReason = 'restart' | 'stalled' | 'flood' | 'expired'
 
 /** The close text sent with each reason. */
 export const CLOSE_TEXT: Record<CloseReason, string> = {
   restart: 'service restart; reconnect',
   stalled: 'client too slow; reconnect and resume',
-  flood: 'too many messages'
+  flood: 'too many messages',
+  expired: 'token expired; refresh before exp'
 }
 
 /** How long a closing WebSocket may take to finish its close handshake before it is dropped. */
@@ -55,12 +60,15 @@ export const SSE_KEEP_ALIVE = Buffer.from(': keep-alive\n\n')
 const Tickers = Type.Array(Type.String({ maxLength: 16 }), { minItems: 1, maxItems: 256 })
 const Resolutions = Type.Array(Type.String({ maxLength: 8 }), { minItems: 1, maxItems: 8 })
 
-/** `{"op":"subscribe","tickers":["AAPL"],"resolutions":["1m"],"since"?:"<event id>"}` */
+/** `{"op":"subscribe","tickers":["AAPL"],"resolutions":["1m"],"positions"?:{"AAPL#1m":"<position>"}}` */
 export const SubscribeMessageSchema = Type.Object({
   op: Type.Literal('subscribe'),
   tickers: Tickers,
   resolutions: Resolutions,
-  since: Type.Optional(Type.String({ maxLength: 32, description: 'an event id: replay what changed after it' }))
+  positions: Type.Optional(Type.Record(Type.String({ maxLength: 24 }), Type.String({ maxLength: 20 }), {
+    maxProperties: 256,
+    description: 'resume: per ticker#resolution, the position the client holds (the id of the last event or snapshot of that series); each series is replayed from there or reported not recovered'
+  }))
 }, { additionalProperties: false })
 
 /** `{"op":"unsubscribe","tickers":[...],"resolutions":[...]}` */
@@ -83,18 +91,26 @@ export const SnapshotMessageSchema = Type.Object({
 /** `{"op":"ping"}` */
 export const PingMessageSchema = Type.Object({ op: Type.Literal('ping') }, { additionalProperties: false })
 
-export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, SnapshotMessageSchema, PingMessageSchema])
+/** `{"op":"refresh","token":"<jwt>"}`: replaces the connection's token before it expires. */
+export const RefreshMessageSchema = Type.Object({
+  op: Type.Literal('refresh'),
+  token: Type.String({ minLength: 1, maxLength: 8192 })
+}, { additionalProperties: false })
+
+export const ClientMessageSchema = Type.Union([SubscribeMessageSchema, UnsubscribeMessageSchema, SnapshotMessageSchema, PingMessageSchema, RefreshMessageSchema])
 
 export type SubscribeMessage = Static<typeof SubscribeMessageSchema>
 export type UnsubscribeMessage = Static<typeof UnsubscribeMessageSchema>
 export type SnapshotMessage = Static<typeof SnapshotMessageSchema>
+export type RefreshMessage = Static<typeof RefreshMessageSchema>
 export type ClientMessage = Static<typeof ClientMessageSchema>
 
 const checks = {
   subscribe: TypeCompiler.Compile(SubscribeMessageSchema),
   unsubscribe: TypeCompiler.Compile(UnsubscribeMessageSchema),
   snapshot: TypeCompiler.Compile(SnapshotMessageSchema),
-  ping: TypeCompiler.Compile(PingMessageSchema)
+  ping: TypeCompiler.Compile(PingMessageSchema),
+  refresh: TypeCompiler.Compile(RefreshMessageSchema)
 }
 
 /** A parsed client message, or why it was rejected. */
@@ -110,7 +126,7 @@ export function parseClientMessage (text: string): ParsedMessage {
   }
   const op = typeof value === 'object' && value !== null ? (value as { op?: unknown }).op : undefined
   if (typeof op !== 'string' || !Object.hasOwn(checks, op)) {
-    return { ok: false, message: 'op must be one of subscribe, unsubscribe, snapshot, ping' }
+    return { ok: false, message: 'op must be one of subscribe, unsubscribe, snapshot, ping, refresh' }
   }
   const check = checks[op as keyof typeof checks]
   const error = check.Errors(value).First()
@@ -121,13 +137,33 @@ export function parseClientMessage (text: string): ParsedMessage {
 // ---- Server events
 
 const Common = { ticker: Type.String(), resolution: Type.String() }
-const EventId = Type.String({ description: 'stream time in epoch ms; resume with it (since / Last-Event-ID)' })
+const EventId = Type.String({ description: 'the series position once this event is held (WebSocket; resume with `positions`); on an event stream, the resume token of the whole stream (resume with Last-Event-ID)' })
 const AcceptedAt = Type.Optional(Type.Integer({ description: 'when the batch that caused it was accepted, epoch ms' }))
 
 /** Server events (WebSocket: these objects; SSE: `event:` = type, `data:` = the rest). */
 export const ServerEvents = {
   partial_bucket: Type.Object({ type: Type.Literal('partial_bucket'), id: EventId, ...Common, bucket: BucketSchema, progress_pct: Type.Number(), accepted_at: AcceptedAt }),
   bucket_update: Type.Object({ type: Type.Literal('bucket_update'), id: EventId, ...Common, bucket: BucketSchema, accepted_at: AcceptedAt }),
+  bucket_delta: Type.Object({
+    type: Type.Literal('bucket_delta'),
+    id: EventId,
+    k: Type.String({ description: 'the bucket: ticker#resolution@start, start in epoch seconds' }),
+    b: Type.Integer({ description: 'the rev of the state this delta applies to: the one of this bucket the connection received last' }),
+    o: Type.Optional(Type.Number({ description: 'open' })),
+    h: Type.Optional(Type.Number({ description: 'high' })),
+    l: Type.Optional(Type.Number({ description: 'low' })),
+    c: Type.Optional(Type.Number({ description: 'close' })),
+    n: Type.Optional(Type.Integer({ description: 'count' })),
+    s: Type.Optional(Type.Number({ description: 'sum' })),
+    lp: Type.Optional(Type.Integer({ description: 'label_counts.positive' })),
+    ln: Type.Optional(Type.Integer({ description: 'label_counts.neutral' })),
+    lg: Type.Optional(Type.Integer({ description: 'label_counts.negative' })),
+    src: Type.Optional(Type.Array(Type.String(), { description: 'sources' })),
+    st: Type.Optional(Type.Boolean({ description: 'sources_truncated' })),
+    r: Type.Optional(Type.Integer({ description: 'rev' })),
+    u: Type.Optional(Type.Integer({ description: 'last_updated, epoch seconds' })),
+    pp: Type.Optional(Type.Number({ description: 'progress_pct; present exactly when the bucket is partial (avg, is_partial and next_update_at follow from the rest)' }))
+  }, { description: 'WebSocket with encoding=delta only: the fields of a bucket that changed since the state of it this connection received last (fields left out are unchanged)' }),
   heartbeat: Type.Object({ type: Type.Literal('heartbeat'), timestamp: Type.String(), connections: Type.Integer() }),
   subscribed: Type.Object({
     type: Type.Literal('subscribed'),
@@ -135,11 +171,24 @@ export const ServerEvents = {
     tickers: Type.Array(Type.String()),
     resolutions: Type.Array(Type.String()),
     subscriptions: Type.Integer({ description: 'series this client now watches' }),
-    replayed: Type.Optional(Type.Integer({ description: 'buckets queued for a resume' }))
+    replayed: Type.Optional(Type.Integer({ description: 'buckets queued for a resume' })),
+    not_recovered: Type.Optional(Type.Array(Type.String(), { description: 'ticker#resolution of a resume that could not be continued: take a fresh snapshot of each and replace what is held' }))
   }),
+  resumed: Type.Object({
+    type: Type.Literal('resumed'),
+    replayed: Type.Integer({ description: 'buckets replayed' }),
+    not_recovered: Type.Array(Type.String(), { description: 'ticker#resolution whose whole window follows instead: replace what is held' })
+  }, { description: 'event stream only, first, when Last-Event-ID was given' }),
   snapshot: Type.Intersect([Type.Object({ type: Type.Literal('snapshot'), id: Type.String() }), TimeseriesResponseSchema]),
   pong: Type.Object({ type: Type.Literal('pong'), timestamp: Type.String() }),
-  error: Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String(), id: Type.Optional(Type.String()) })
+  refreshed: Type.Object({ type: Type.Literal('refreshed'), expires_at: Type.String({ description: 'the new token\'s exp, ISO 8601' }), dropped: Type.Array(Type.String({ description: 'ticker#resolution the new token no longer covers' })) }),
+  error: Type.Object({
+    type: Type.Literal('error'),
+    code: Type.String(),
+    message: Type.String(),
+    id: Type.Optional(Type.String()),
+    series: Type.Optional(Type.Array(Type.String(), { description: 'ticker#resolution refused (or dropped by a refresh) on their own: the rest of the request stands, and this event is no reply to it' }))
+  })
 }
 
 /** Wire name of a bucket event: the current bucket, or a completed or late-changed one. */
@@ -154,7 +203,7 @@ export interface Rendered {
   readonly ws: string
   /** The same, UTF-8 encoded. */
   readonly wsBytes: Buffer
-  /** SSE block: `id:`, `event:`, `data:` and the blank line, UTF-8 encoded. */
+  /** SSE block: `event:`, `data:` and the blank line, UTF-8 encoded (the sink adds `id:`). */
   readonly sse: Buffer
   /**
    * The complete WebSocket frame (header and payload) of `wsBytes`, built on first use by
@@ -163,6 +212,15 @@ export interface Rendered {
   wsFrame?: Buffer
   /** The series of a bucket event: every client it goes to watches it (uWS publishes on it). */
   topic?: SeriesKey
+  /** The series position of a bucket event, its `id` (an event stream's id is the connection's resume token instead). */
+  position?: number
+  /** A `bucket_delta` message: only for delta connections that hold its base (uWS publishes it on the series' delta topic). */
+  delta?: true
+}
+
+/** The uWS topic of a series' delta messages, which delta connections subscribe to instead of the series'. */
+export function deltaTopic (series: SeriesKey): string {
+  return `${series}~delta`
 }
 
 /** Encodes one event for both transports; `id` is left out when undefined. */
@@ -173,7 +231,8 @@ export function renderEvent (type: string, payload: Record<string, unknown>, id?
   return {
     ws,
     wsBytes: Buffer.from(ws),
-    sse: Buffer.from(`${id === undefined ? '' : `id: ${id}\n`}event: ${type}\ndata: ${data}\n\n`)
+    // An event stream's `id:` is its connection's resume token, which its sink puts first.
+    sse: Buffer.from(`event: ${type}\ndata: ${data}\n\n`)
   }
 }
 
@@ -182,43 +241,29 @@ export function renderHeartbeat (now: number, connections: number): Rendered {
   return renderEvent('heartbeat', { timestamp: toIsoSecond(now), connections })
 }
 
-// ---- Event ids and resume
+// ---- Positions and stream time
+
+/** The wire form of a series position (an event id, a `positions` value; see resume.ts). */
+export function formatPosition (position: number): string {
+  return String(position)
+}
+
+/** Reads a position sent by a client; undefined when it is not one. */
+export function parsePosition (text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d{1,16}$/.test(text)) return undefined
+  const position = Number(text)
+  return Number.isSafeInteger(position) ? position : undefined
+}
 
 /**
- * How far before a resume id the gateway replays. Events of different buckets can reach a
- * client out of `last_updated` order (pub/sub per channel, debounce per bucket), so a
- * client's last id does not prove it saw everything older; replaying a state it already
- * holds is harmless because clients keep the higher `rev`.
- */
-export const RESUME_GRACE_MS = 10_000
-
-/**
- * The stream time of a bucket state: its `last_updated` (set by the hot state, from the
- * Redis server clock in cluster mode, so every gateway agrees), or its end once it is
- * complete and the change is its completion. Event ids are this time in epoch ms, so they
- * compare across gateways.
+ * The stream time of a bucket state: its `last_updated`, or its end once it is complete
+ * and the change is its completion. It orders two copies of one state at one position (a
+ * bucket's completion is sent at the position of its last change); positions order the rest.
  */
 export function streamTime (bucket: Bucket, kind: BucketEvent['kind'] | 'resume', now: number): number {
   const end = bucketEnd(bucket.start, bucket.resolution)
   if (kind === 'final' || (kind === 'resume' && end <= now)) return Math.max(bucket.last_updated, end)
   return bucket.last_updated
-}
-
-/** The wire id of a stream time. */
-export function formatEventId (time: number): string {
-  return String(time)
-}
-
-/** Reads a resume id (`Last-Event-ID`, `since`); undefined when it is not one of ours. */
-export function parseEventId (text: string | undefined): number | undefined {
-  if (text === undefined || !/^\d{1,16}$/.test(text.trim())) return undefined
-  const time = Number(text.trim())
-  return Number.isSafeInteger(time) ? time : undefined
-}
-
-/** True when a bucket belongs in the replay for a client resuming from `since`. */
-export function isAfterResumePoint (bucket: Bucket, since: number, now: number): boolean {
-  return streamTime(bucket, 'resume', now) >= since - RESUME_GRACE_MS
 }
 
 /** Renders older than this are recomputed, so `progress_pct` stays current. */
@@ -234,30 +279,66 @@ export class StreamEvent {
   readonly key: string
   /** The `ticker#resolution` the bucket belongs to. */
   readonly series: SeriesKey
-  /** Stream time, the event id. */
+  /** Stream time: orders two copies of a state at one position. */
   readonly time: number
+  /**
+   * The series position a client holds once it has this event, its event id (see
+   * resume.ts): every state of the series up to it has reached the client. Whoever
+   * sends the event may only lower it (a state of the series still waiting), and only
+   * before the first render.
+   */
+  position: number
+  /**
+   * The rev of the oldest state of this bucket the event stands for: its own, or, when it
+   * replaced states waiting to be sent, the first of those (the client has none of them).
+   */
+  since: number
+  /**
+   * The state of this bucket the channel sent before this one, if it remembers it: a
+   * delta connection whose last received state of the bucket is exactly this one gets
+   * {@link renderDelta} instead of the full state.
+   */
+  deltaBase: Bucket | undefined
   #rendered: Rendered | undefined
   #renderedAt = 0
+  #delta: Rendered | undefined
+  #deltaAt = 0
 
   constructor (
     readonly bucket: Bucket,
     readonly kind: BucketEvent['kind'] | 'resume',
     now: number,
+    position: number,
     readonly acceptedAt?: number
   ) {
     this.key = bucketId(bucket)
     this.series = seriesKey(bucket.ticker, bucket.resolution)
     this.time = streamTime(bucket, kind, now)
+    this.position = position
+    this.since = bucket.rev
   }
 
-  static fromBus (event: BucketEvent, now: number): StreamEvent {
-    return new StreamEvent(event.bucket, event.kind, now, event.acceptedAt)
+  static fromBus (event: BucketEvent, now: number, position: number): StreamEvent {
+    return new StreamEvent(event.bucket, event.kind, now, position, event.acceptedAt)
   }
 
-  /** Whether this state should replace `other` of the same bucket: newest state wins. */
+  /** This state with a lower position, for one connection that still waits for an earlier state of the series. */
+  withPosition (position: number): StreamEvent {
+    const copy = new StreamEvent(this.bucket, this.kind, 0, position, this.acceptedAt)
+    ;(copy as { time: number }).time = this.time
+    copy.since = this.since
+    copy.deltaBase = this.deltaBase
+    return copy
+  }
+
+  /**
+   * Whether this state should replace `other` of the same bucket: the newer position wins
+   * ({@link isNewerState}); of two copies at one position, the later event (a bucket's
+   * completion is sent at the position of its last change).
+   */
   supersedes (other: StreamEvent): boolean {
-    if (this.bucket.rev !== other.bucket.rev) return this.bucket.rev > other.bucket.rev
-    return this.time >= other.time
+    if (isNewerState(this.bucket, other.bucket)) return true
+    return !isNewerState(other.bucket, this.bucket) && this.time >= other.time
   }
 
   render (now: number): Rendered {
@@ -267,10 +348,24 @@ export class StreamEvent {
     const payload: Record<string, unknown> = { ticker: bucket.ticker, resolution: bucket.resolution, bucket }
     if (type === 'partial_bucket') payload.progress_pct = bucket.progress_pct
     if (this.acceptedAt !== undefined) payload.accepted_at = this.acceptedAt
-    this.#rendered = renderEvent(type, payload, formatEventId(this.time))
+    this.#rendered = renderEvent(type, payload, formatPosition(this.position))
     this.#rendered.topic = this.series
+    this.#rendered.position = this.position
     this.#renderedAt = now
     return this.#rendered
+  }
+
+  /**
+   * The `bucket_delta` message against {@link deltaBase}, encoded once for every delta
+   * watcher (WebSocket only; callers check `deltaBase` is set).
+   */
+  renderDelta (now: number): Rendered {
+    if (this.#delta !== undefined && Math.abs(now - this.#deltaAt) <= RENDER_REUSE_MS) return this.#delta
+    const ws = JSON.stringify(bucketDelta(this.deltaBase as Bucket, this.bucket, now, formatPosition(this.position)))
+    const wsBytes = Buffer.from(ws)
+    this.#delta = { ws, wsBytes, sse: wsBytes, topic: this.series, position: this.position, delta: true }
+    this.#deltaAt = now
+    return this.#delta
   }
 }
 
@@ -282,8 +377,8 @@ export interface SelectionError {
   message: string
 }
 
-/** Tickers × resolutions, checked against the configured tickers and the resolutions. */
-export function selectSeries (tickers: readonly string[], resolutions: readonly string[], known: ReadonlySet<string>): SeriesKey[] | SelectionError {
+/** Tickers × resolutions, checked against the readable tickers and the resolutions. */
+export function selectSeries (tickers: readonly string[], resolutions: readonly string[], known: TickerLookup): SeriesKey[] | SelectionError {
   const badResolution = resolutions.find((r) => !isResolution(r))
   if (badResolution !== undefined) {
     return { code: 'PULSE_ERR_BAD_RESOLUTION', message: `${JSON.stringify(badResolution.slice(0, 16))}: ${ERRORS.PULSE_ERR_BAD_RESOLUTION.message}` }
@@ -299,24 +394,4 @@ export function selectSeries (tickers: readonly string[], resolutions: readonly 
 export function listParam (value: unknown): string[] {
   if (typeof value !== 'string') return []
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
-}
-
-/**
- * The resume replay: every bucket of `series` whose stream time is at or after the resume
- * point (less the grace window), read from the L1 cache. Call it after joining the
- * channels, so nothing that changes during the read is missed; a state that arrives both
- * ways is deduplicated by the connection, newest `rev` winning.
- */
-export async function replaySince (cache: SeriesCache, series: readonly SeriesKey[], since: number, now: number): Promise<StreamEvent[]> {
-  const events: StreamEvent[] = []
-  await Promise.all(series.map(async (key) => {
-    const parsed = parseSeriesKey(key)
-    if (parsed === undefined) return
-    const view = await cache.read(parsed.ticker, parsed.resolution)
-    for (const bucket of view.buckets) {
-      if (isAfterResumePoint(bucket, since, now)) events.push(new StreamEvent(bucket, 'resume', now))
-    }
-  }))
-  // Event ids rise through the replay, so the last one a client sees is its resume point.
-  return events.sort((a, b) => a.time - b.time)
 }

@@ -1,14 +1,19 @@
 import { ERRORS, type ErrorCode, PulseError } from '../../../shared/errors.js'
-import { isResolution, type SeriesKey, toIsoSecond } from '../../../shared/timeseries/index.js'
+import { type RefreshSession, refreshSession } from '../access/ws-refresh.js'
+import type { StreamAccess } from '../access/stream-access.js'
+import type { SeriesKey } from '../../../shared/timeseries/keys.js'
+import { isResolution, toIsoSecond } from '../../../shared/timeseries/resolutions.js'
 import type { GatewayContext } from '../context.js'
 import { queryHistory } from '../history.js'
+import type { TickerLookup } from '../readable-tickers.js'
 import type { ChannelHub } from './channel-hub.js'
-import type { ConnectionActor } from './connection.js'
-import { FloodGuard } from './connection.js'
+import type { ConnectionActor } from './connection-actor.js'
+import { FloodGuard } from './flood-guard.js'
 import {
-  listParam, MAX_SUBSCRIPTIONS, parseClientMessage, parseEventId, renderEvent, replaySince, selectSeries,
+  listParam, MAX_SUBSCRIPTIONS, parseClientMessage, parsePosition, renderEvent, selectSeries,
   type SelectionError, type SnapshotMessage, type SubscribeMessage, type UnsubscribeMessage
 } from './protocol.js'
+import { resume, ResumeToken } from './resume.js'
 
 /*
  * What a stream does once admitted, the same on both engines: the WebSocket protocol of a
@@ -28,12 +33,15 @@ export class WsSession {
   readonly #actor: ConnectionActor
   readonly #hub: ChannelHub
   readonly #pulse: GatewayContext
-  readonly #known: ReadonlySet<string>
+  readonly #known: TickerLookup
   readonly #flood: FloodGuard
+  /** The reader's entitlement and token; unset in apps built without access (some tests). */
+  readonly #access: StreamAccess | undefined
   /** Serializes subscribe/unsubscribe so their replies and replays keep request order. */
   #queue: Promise<void> = Promise.resolve()
 
-  constructor (actor: ConnectionActor, hub: ChannelHub, pulse: GatewayContext, known: ReadonlySet<string>) {
+  constructor (actor: ConnectionActor, hub: ChannelHub, pulse: GatewayContext, known: TickerLookup, access?: StreamAccess) {
+    this.#access = access
     this.#actor = actor
     this.#hub = hub
     this.#pulse = pulse
@@ -42,19 +50,17 @@ export class WsSession {
   }
 
   /**
-   * The subscription asked for on the URL (`?tickers=&resolutions=&since=`), if any;
-   * failures reach the client as `error` events, and `onError` hears of unexpected ones.
+   * The subscription asked for on the URL (`?tickers=&resolutions=`), if any; failures
+   * reach the client as `error` events, and `onError` hears of unexpected ones.
    */
   subscribeFromQuery (query: StreamQuery, onError: (err: unknown) => void): void {
     const tickers = listParam(query('tickers'))
     if (tickers.length === 0) return
     const resolutions = query('resolutions')
-    const since = query('since')
     this.subscribe({
       op: 'subscribe',
       tickers,
-      resolutions: resolutions === undefined ? ['1m'] : listParam(resolutions),
-      ...(since === undefined ? {} : { since })
+      resolutions: resolutions === undefined ? ['1m'] : listParam(resolutions)
     }).catch(onError)
   }
 
@@ -87,20 +93,35 @@ export class WsSession {
         return
       case 'unsubscribe':
         this.#enqueue(async () => this.#unsubscribe(message))
+        return
+      case 'refresh':
+        this.#enqueue(async () => await refreshSession(this.#refreshTarget(), message.token))
     }
   }
 
-  /** Subscribes to tickers × resolutions, replaying from `since` when given. */
+  /** Subscribes to tickers × resolutions, resuming the series `positions` names. */
   async subscribe (message: SubscribeMessage): Promise<void> {
-    const selected = selectSeries(message.tickers, message.resolutions, this.#known)
-    if (!Array.isArray(selected)) {
-      this.#error(selected.code, selected.message)
+    const asked = selectSeries(message.tickers, message.resolutions, this.#known)
+    if (!Array.isArray(asked)) {
+      this.#error(asked.code, asked.message)
       return
     }
-    const since = message.since === undefined ? undefined : parseEventId(message.since)
-    if (message.since !== undefined && since === undefined) {
-      this.#error('PULSE_ERR_BAD_MESSAGE', 'since must be an event id')
+    const verdict = this.#access?.subscribe(asked, this.#actor)
+    if (verdict?.refused !== undefined) {
+      this.#error(verdict.refused.code, verdict.refused.message)
       return
+    }
+    // Series outside the entitlement get their own error; the rest of the subscription stands.
+    if (verdict?.notEntitled !== undefined) this.#actor.reply(renderEvent('error', { ...verdict.notEntitled }))
+    const selected = verdict?.allowed ?? asked
+    const positions = new Map<SeriesKey, number>()
+    for (const [key, text] of Object.entries(message.positions ?? {})) {
+      const position = parsePosition(text)
+      if (position === undefined) {
+        this.#error('PULSE_ERR_BAD_MESSAGE', `positions.${key.slice(0, 24)} must be a position (the id of an event or a snapshot); got ${JSON.stringify(text.slice(0, 20))}`)
+        return
+      }
+      positions.set(key as SeriesKey, position)
     }
     const added = selected.filter((key) => !this.#actor.subscriptions.has(key))
     if (this.#actor.subscriptions.size + added.length > MAX_SUBSCRIPTIONS) {
@@ -114,14 +135,15 @@ export class WsSession {
       resolutions: message.resolutions,
       subscriptions: this.#actor.subscriptions.size
     }
-    if (since === undefined) {
+    if (message.positions === undefined) {
       this.#actor.reply(renderEvent('subscribed', payload))
       return
     }
-    const replay = await replaySince(this.#pulse.cache, selected, since, this.#pulse.now())
-    payload.replayed = replay.length
+    const resumed = await resume(this.#pulse.cache, selected, positions, this.#pulse.now(), false)
+    payload.replayed = resumed.events.length
+    payload.not_recovered = resumed.notRecovered
     this.#actor.reply(renderEvent('subscribed', payload))
-    this.#actor.offer(replay)
+    this.#actor.offer(resumed.events)
   }
 
   #unsubscribe (message: UnsubscribeMessage): void {
@@ -142,6 +164,7 @@ export class WsSession {
   async #snapshot (message: SnapshotMessage): Promise<void> {
     if (!this.#known.has(message.ticker)) throw new PulseError('PULSE_ERR_UNKNOWN_TICKER', `Unknown ticker ${JSON.stringify(message.ticker)}`)
     if (!isResolution(message.resolution)) throw new PulseError('PULSE_ERR_BAD_RESOLUTION')
+    this.#access?.checkRead(message.ticker, message.resolution)
     const response = await queryHistory(this.#pulse.cache, {
       ticker: message.ticker,
       resolution: message.resolution,
@@ -149,6 +172,10 @@ export class WsSession {
       end: message.end
     }, this.#pulse.now)
     this.#actor.reply(renderEvent('snapshot', { id: message.id, ...response }))
+  }
+
+  #refreshTarget (): RefreshSession {
+    return { access: this.#access, actor: this.#actor, hub: this.#hub }
   }
 
   #enqueue (task: () => Promise<void>): void {
@@ -171,7 +198,7 @@ export class WsSession {
  * The series of an event stream (`?tickers=&resolutions=`; no tickers: every configured
  * one; no resolutions: `1m`), checked before a connection slot is taken.
  */
-export function eventStreamSeries (query: StreamQuery, tickers: readonly string[], known: ReadonlySet<string>): SeriesKey[] | SelectionError {
+export function eventStreamSeries (query: StreamQuery, tickers: readonly string[], known: TickerLookup): SeriesKey[] | SelectionError {
   const asked = listParam(query('tickers'))
   const resolutions = query('resolutions')
   const series = selectSeries(asked.length === 0 ? tickers : asked, resolutions === undefined ? ['1m'] : listParam(resolutions), known)
@@ -181,14 +208,30 @@ export function eventStreamSeries (query: StreamQuery, tickers: readonly string[
   return series
 }
 
-/** The resume point of an event stream: `Last-Event-ID`, or `?lastEventId=` where headers cannot be set. */
-export function eventStreamResumePoint (lastEventIdHeader: string | undefined, query: StreamQuery): number | undefined {
-  return parseEventId(lastEventIdHeader ?? query('lastEventId'))
+/** An event stream's resume token, and whether the client resumes (it sent one). */
+export interface EventStreamResume {
+  token: ResumeToken
+  resuming: boolean
 }
 
-/** Joins an event stream's channels, then queues the resume replay. */
-export async function startEventStream (hub: ChannelHub, pulse: GatewayContext, actor: ConnectionActor, series: readonly SeriesKey[], since: number | undefined): Promise<void> {
+/**
+ * The resume token of an event stream of `series`, read from `Last-Event-ID` (or
+ * `?lastEventId=` where headers cannot be set); a fresh one when the client starts afresh.
+ */
+export function eventStreamResume (lastEventIdHeader: string | undefined, query: StreamQuery, series: readonly SeriesKey[]): EventStreamResume {
+  const text = lastEventIdHeader ?? query('lastEventId')
+  return { token: new ResumeToken(series, ResumeToken.read(text, series)), resuming: text !== undefined }
+}
+
+/**
+ * Joins an event stream's channels, then, for a stream that resumes, says what it
+ * recovered (a `resumed` event) and queues the replay: the states above each recovered
+ * series' position, and the whole window of every other.
+ */
+export async function startEventStream (hub: ChannelHub, pulse: GatewayContext, actor: ConnectionActor, series: readonly SeriesKey[], from: EventStreamResume): Promise<void> {
   await Promise.all(series.map(async (key) => await hub.join(actor, key)))
-  if (since === undefined) return
-  actor.offer(await replaySince(pulse.cache, series, since, pulse.now()))
+  if (!from.resuming) return
+  const resumed = await resume(pulse.cache, series, from.token.positions, pulse.now(), true)
+  actor.reply(renderEvent('resumed', { replayed: resumed.events.length, not_recovered: resumed.notRecovered }))
+  actor.offer(resumed.events)
 }

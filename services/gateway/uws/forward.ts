@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { errorBody } from '../../../shared/errors.js'
-import { type EdgeRequest, readRequest, statusLine } from './edge.js'
+import { type EdgeRequest, readRequest, statusLine } from './request.js'
 
 /** The gateway's body limit (Fastify `bodyLimit`); past it Fastify answers 413 and the rest is not read. */
 const BODY_LIMIT_BYTES = 1_048_576

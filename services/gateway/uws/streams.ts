@@ -1,12 +1,19 @@
 import type { FastifyInstance } from 'fastify'
-import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket, type WebSocketBehavior } from 'uWebSockets.js'
-import { SecretSet } from '../plugins/auth.js'
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
+import { type ErrorCode, ERRORS, PulseError } from '../../../shared/errors.js'
+import { isStreamEncoding } from '../../../shared/stream-delta.js'
+import type { SeriesKey } from '../../../shared/timeseries/keys.js'
+import type { Reader } from '../access/reader-auth.js'
+import type { StreamAccess } from '../access/stream-access.js'
+import { admitReader, entitledSeries, openStreamAccess, reportRefused } from '../access/stream-admission.js'
+import { readableTickers, type TickerLookup } from '../readable-tickers.js'
 import type { ChannelHub } from '../streaming/channel-hub.js'
-import type { ConnectionActor, Sink, SseWriter } from '../streaming/connection.js'
-import { sseSink } from '../streaming/connection.js'
-import { CLOSE_GRACE_MS, CLOSE_TEXT, CloseCode, MAX_MESSAGE_BYTES, type Rendered, SSE_HEADERS, SSE_PREAMBLE } from '../streaming/protocol.js'
-import { eventStreamResumePoint, eventStreamSeries, startEventStream, type StreamQuery, WsSession } from '../streaming/session.js'
-import { type EdgeRequest, readRequest, sendError, statusLine } from './edge.js'
+import type { ConnectionActor, Sink } from '../streaming/connection-actor.js'
+import { sseSink, type SseWriter } from '../streaming/node-sinks.js'
+import { CLOSE_GRACE_MS, CLOSE_TEXT, CloseCode, deltaTopic, listParam, MAX_MESSAGE_BYTES, type Rendered, SSE_HEADERS, SSE_PREAMBLE } from '../streaming/protocol.js'
+import { eventStreamResume, eventStreamSeries, startEventStream, type StreamQuery, WsSession } from '../streaming/session.js'
+import uWS from './native.js'
+import { type EdgeRequest, readRequest, sendError, statusLine } from './request.js'
 
 /*
  * The streams the uWS edge serves itself, WebSocket `/api/v2/ws` and SSE `/api/v2/stream`:
@@ -18,28 +25,44 @@ import { type EdgeRequest, readRequest, sendError, statusLine } from './edge.js'
 export interface EdgeContext {
   app: FastifyInstance
   hub: ChannelHub
-  /** Configured tickers. */
-  known: ReadonlySet<string>
-  readToken: SecretSet | undefined
+  /** Readable tickers (the registry's active ones, and retired ones with history retained). */
+  known: TickerLookup
 }
 
 /** The edge context of an app whose streaming hub is registered. */
 export function edgeContext (app: FastifyInstance): EdgeContext {
-  const { config } = app.pulse
   return {
     app,
     hub: app.streaming,
-    known: new Set(config.tickers),
-    readToken: config.readToken === undefined ? undefined : new SecretSet([config.readToken])
+    known: readableTickers(app.pulse.tickers, app.pulse.now)
   }
 }
 
-function admit (context: EdgeContext, request: EdgeRequest, websocket: boolean): ReturnType<ChannelHub['admit']> {
-  return context.hub.admit({
-    authorization: request.headers.authorization,
-    origin: request.headers.origin,
-    queryToken: request.query.get('token') ?? undefined
-  }, context.readToken, context.app.pulse.config.allowedOrigins, websocket)
+/** A stream refused before it starts. */
+interface EdgeRefusal {
+  code: ErrorCode
+  message?: string
+  headers: Record<string, string>
+}
+
+/**
+ * The admission of the Fastify engine, on an edge request: the reader (token, ticket;
+ * asynchronous, since a JWKS may have to be fetched), the Origin, then a connection slot.
+ */
+async function admit (context: EdgeContext, request: EdgeRequest, websocket: boolean): Promise<{ release: () => void, reader: Reader } | EdgeRefusal> {
+  let reader: Reader
+  try {
+    reader = await admitReader(context.app.access, {
+      authorization: request.headers.authorization,
+      queryToken: request.query.get('token') ?? undefined,
+      ticket: request.query.get('ticket') ?? undefined
+    }, request.remoteAddress)
+  } catch (err) {
+    if (err instanceof PulseError) return { code: err.code, message: err.message, headers: {} }
+    throw err
+  }
+  const admitted = context.hub.admit({ authorization: undefined, origin: request.headers.origin, queryToken: undefined }, undefined, context.app.pulse.config.allowedOrigins, websocket)
+  return 'code' in admitted ? admitted : { release: admitted.release, reader }
 }
 
 function queryOf (request: EdgeRequest): StreamQuery {
@@ -67,8 +90,10 @@ interface Connection {
   deferred: number
   request: EdgeRequest
   release: () => void
+  reader: Reader
   actor?: ConnectionActor
   session?: WsSession
+  access?: StreamAccess
 }
 
 /** Closes a uWS socket with `code`, dropping it if the close handshake stalls. */
@@ -112,7 +137,7 @@ class TopicFanOut {
   #flush (): void {
     for (const [event, sockets] of this.#batches) {
       for (const socket of sockets) socket.getUserData().deferred = 0
-      const topic = event.topic as string
+      const topic = event.delta === true ? deltaTopic(event.topic as SeriesKey) : event.topic as string
       if (sockets.length === this.#server.numSubscribers(topic)) {
         this.#server.publish(topic, event.wsBytes, false)
         continue
@@ -130,20 +155,23 @@ class TopicFanOut {
  * events ready together are corked, so they leave in one write. `getBufferedAmount()` is
  * uWS's own backpressure buffer, which the connection actor watches exactly as it watches
  * `ws`'s `bufferedAmount`. With `batch`, events ready together are a single message
- * holding a JSON array of them (and clients that ask for it take no topic).
+ * holding a JSON array of them (and clients that ask for it take no topic). A delta
+ * connection subscribes to the series' delta topic instead: its deltas may be published,
+ * and the full states it takes (of buckets it holds no base of) are sent to it alone.
  */
-function uwsWsSink (socket: WebSocket<Connection>, batch: boolean, topics: TopicFanOut): Sink {
+function uwsWsSink (socket: WebSocket<Connection>, batch: boolean, delta: boolean, topics: TopicFanOut): Sink {
   const state = socket.getUserData()
   return {
     writeOne (event: Rendered): void {
       if (state.closed) return
-      if (event.topic !== undefined && !batch) topics.send(socket, event)
+      if (event.topic !== undefined && !batch && (event.delta === true) === delta) topics.send(socket, event)
       else socket.send(event.wsBytes, false)
     },
     watching (series, watching): void {
       if (state.closed || batch) return
-      if (watching) socket.subscribe(series)
-      else socket.unsubscribe(series)
+      const topic = delta ? deltaTopic(series) : series
+      if (watching) socket.subscribe(topic)
+      else socket.unsubscribe(topic)
     },
     write (events: readonly Rendered[]): void {
       if (state.closed) return
@@ -175,16 +203,39 @@ export function wsBehavior (context: EdgeContext, server: TemplatedApp): WebSock
     compression: uWS.DISABLED,
     upgrade: (res, req, socketContext) => {
       const request = readRequest(res, req)
-      const admitted = admit(context, request, true)
-      if ('code' in admitted) return sendError(res, admitted.code, undefined, admitted.headers)
-      const connection: Connection = { request, release: admitted.release, closed: false, deferred: 0 }
-      res.upgrade(connection, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), socketContext)
+      const encoding = request.query.get('encoding')
+      if (encoding !== null && !isStreamEncoding(encoding)) return sendError(res, 'PULSE_ERR_BAD_ENCODING', `encoding ${JSON.stringify(encoding.slice(0, 16))}: ${ERRORS.PULSE_ERR_BAD_ENCODING.message}`)
+      // uWS frees the request when this handler returns: the handshake headers are copied now.
+      const key = req.getHeader('sec-websocket-key')
+      const protocol = req.getHeader('sec-websocket-protocol')
+      const extensions = req.getHeader('sec-websocket-extensions')
+      let aborted = false
+      res.onAborted(() => { aborted = true })
+      admit(context, request, true).then((admitted) => {
+        if (aborted) {
+          if (!('code' in admitted)) admitted.release()
+          return
+        }
+        res.cork(() => {
+          if ('code' in admitted) return sendError(res, admitted.code, admitted.message, admitted.headers)
+          const connection: Connection = { request, release: admitted.release, reader: admitted.reader, closed: false, deferred: 0 }
+          res.upgrade(connection, key, protocol, extensions, socketContext)
+        })
+      }, (err: unknown) => {
+        app.log.warn({ err }, 'websocket admission failed')
+        if (!aborted) res.cork(() => sendError(res, 'PULSE_ERR_INTERNAL'))
+      })
     },
     open: (socket) => {
       const connection = socket.getUserData()
       const query = queryOf(connection.request)
-      const actor = hub.open(uwsWsSink(socket, query('batch') === '1', topics), 'ws', () => connection.release())
-      const session = new WsSession(actor, hub, app.pulse, known)
+      const delta = query('encoding') === 'delta'
+      const actor = hub.open(uwsWsSink(socket, query('batch') === '1', delta, topics), 'ws', () => {
+        connection.release()
+        connection.access?.close()
+      }, delta ? 'delta' : 'full')
+      connection.access = openStreamAccess(app.access, connection.reader, actor, app.pulse.now, connection.request.remoteAddress)
+      const session = new WsSession(actor, hub, app.pulse, known, connection.access)
       connection.actor = actor
       connection.session = session
       session.subscribeFromQuery(query, (err) => app.log.warn({ err }, 'initial subscription failed'))
@@ -285,22 +336,41 @@ async function appHeaders (app: FastifyInstance, request: EdgeRequest): Promise<
  */
 export function sseRoute (context: EdgeContext): (res: HttpResponse, req: HttpRequest) => void {
   const { app, hub, known } = context
-  const { config } = app.pulse
   return (res, req) => {
     const request = readRequest(res, req)
     const query = queryOf(request)
-    const series = eventStreamSeries(query, config.tickers, known)
-    if (!Array.isArray(series)) return sendError(res, series.code, series.message)
-    const admitted = admit(context, request, false)
-    if ('code' in admitted) return sendError(res, admitted.code, undefined, admitted.headers)
+    const selected = eventStreamSeries(query, app.pulse.tickers.current().active, known)
+    if (!Array.isArray(selected)) return sendError(res, selected.code, selected.message)
     let open = true
+    let release: (() => void) | undefined
+    let access: StreamAccess | undefined
     res.onAborted(() => {
       open = false
       actor?.onSocketClosed()
-      admitted.release()
+      release?.()
     })
     let actor: ConnectionActor | undefined
     const start = async (): Promise<void> => {
+      const admitted = await admit(context, request, false)
+      if ('code' in admitted) {
+        if (open) res.cork(() => sendError(res, admitted.code, admitted.message, admitted.headers))
+        return
+      }
+      release = admitted.release
+      if (!open) return release()
+      // Without tickers an event stream carries every ticker: for a JWT, every entitled one.
+      const reader = admitted.reader
+      const asked = listParam(query('tickers')).length === 0 ? reader.entitlement.split(selected).allowed : selected
+      let series: SeriesKey[]
+      let denied: SeriesKey[]
+      try {
+        ({ allowed: series, denied } = entitledSeries(reader, asked.length === 0 ? selected : asked))
+      } catch (err) {
+        release()
+        if (!(err instanceof PulseError)) throw err
+        res.cork(() => sendError(res, err.code, err.message))
+        return
+      }
       const headers = await appHeaders(app, request)
       if (!open) return
       const writer = uwsSseWriter(res, () => open, () => actor?.drained())
@@ -310,13 +380,19 @@ export function sseRoute (context: EdgeContext): (res: HttpResponse, req: HttpRe
         for (const [name, value] of Object.entries(SSE_HEADERS)) res.writeHeader(name, value)
         res.write(SSE_PREAMBLE)
       })
-      actor = hub.open(sseSink(writer), 'sse', () => admitted.release())
-      await startEventStream(hub, app.pulse, actor, series, eventStreamResumePoint(request.headers['last-event-id'], query))
+      const from = eventStreamResume(request.headers['last-event-id'], query, series)
+      actor = hub.open(sseSink(writer, from.token), 'sse', () => {
+        release?.()
+        access?.close()
+      })
+      access = openStreamAccess(app.access, reader, actor, app.pulse.now, request.remoteAddress)
+      reportRefused(actor, denied)
+      await startEventStream(hub, app.pulse, actor, series, from)
     }
     start().catch((err: unknown) => {
       app.log.warn({ err }, 'event stream start failed')
       if (open && actor === undefined) {
-        admitted.release()
+        release?.()
         res.cork(() => sendError(res, 'PULSE_ERR_INTERNAL'))
       }
     })

@@ -1,7 +1,6 @@
-import {
-  type Bucket, type OrderKey, type WireBucket,
-  parseSeriesKey, seriesKey, toIsoSecond, toWireBucket, ttlSeconds
-} from '../../timeseries/index.js'
+import { type Bucket, type OrderKey, type WireBucket, toWireBucket } from '../../timeseries/bucket.js'
+import { parseSeriesKey, seriesKey } from '../../timeseries/keys.js'
+import { toIsoSecond, ttlSeconds } from '../../timeseries/resolutions.js'
 
 /**
  * A bucket as stored in `{env}-sentiment-timeseries`. The client-facing attributes are
@@ -104,5 +103,6 @@ export function itemToBucket (raw: Raw): Bucket {
   }
   if (raw.seq !== undefined) bucket.seq = field(raw, 'seq', isNumber, key)
   if (raw.epoch !== undefined) bucket.epoch = field(raw, 'epoch', isString, key)
+  if (raw.sources_truncated === true) bucket.sources_truncated = true
   return bucket
 }

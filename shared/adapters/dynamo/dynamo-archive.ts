@@ -1,15 +1,33 @@
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb'
 import {
   type BatchGetCommandInput, type DynamoDBDocumentClient,
-  BatchGetCommand, PutCommand, QueryCommand
+  BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand
 } from '@aws-sdk/lib-dynamodb'
 import pLimit from 'p-limit'
 import { faultPoint } from '../../fault-points.js'
-import type { Archive, PutOutcome } from '../../ports/index.js'
-import { type Bucket, type BucketRef, type Resolution, bucketId, seriesKey, toIsoSecond } from '../../timeseries/index.js'
+import type { Archive, PutOutcome } from '../../ports/archive.js'
+import type { Bucket } from '../../timeseries/bucket.js'
+import { isNewerState, TERM_LIMIT } from '../../timeseries/revision.js'
+import { type BucketRef, bucketId, seriesKey } from '../../timeseries/keys.js'
+import { type Resolution, toIsoSecond } from '../../timeseries/resolutions.js'
 import { bucketKey, bucketToItem, itemToBucket } from './bucket-item.js'
 import { createDynamoClients, isLocalEndpoint } from './client.js'
 import { ensureTable } from './table.js'
+
+/**
+ * How long one answer of the archive probe stands for readiness checks and scrapes: they
+ * come from every process every few seconds, and the probe is a read the table is billed for.
+ */
+export const PROBE_CACHE_MS = 5000
+/** The key the probe reads: never a bucket's (a PK starts with a ticker, which starts with a capital letter). */
+const PROBE_KEY = { PK: '#probe', SK: '#probe' }
+
+/** The row of the term counter (shared/timeseries/revision.ts): never a bucket's, like the probe's. */
+const TERM_KEY = { PK: '#term', SK: '#term' }
+/**
+ * The first term handed out: revs written before positions had terms are far below 2^48 (a
+ * bucket reloaded into an empty hot state jumped by 2^32 each time), so terms start above.
+ */
+export const FIRST_TERM = 2 ** 20
 
 /** BatchGetItem takes at most 100 keys. */
 const GET_CHUNK = 100
@@ -19,6 +37,12 @@ const GET_CHUNK = 100
  * or at a lower `rev`. Writers may arrive in any order; the newest rev stays.
  */
 const NEWER_REV_ONLY = 'attribute_not_exists(PK) OR #rev < :rev'
+/**
+ * A final state (written after the bucket's end, `is_partial: false`) also replaces the same
+ * rev stored while the bucket was still open: the row becomes final without a change of
+ * state, and a same-rev write onto a final row is still refused (real contention).
+ */
+const NEWER_REV_OR_FINAL = `${NEWER_REV_ONLY} OR (#rev = :rev AND #partial = :open)`
 
 /** DynamoDB's answers that are about the item itself (too large, malformed), not the service. */
 const ITEM_ERRORS = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException'])
@@ -42,7 +66,7 @@ export interface DynamoArchiveOptions {
   writeConcurrency?: number
   /** Query page size; unset lets DynamoDB page at 1 MB. */
   pageSize?: number
-  /** Clock for the stored `is_partial`. */
+  /** Clock for the stored `is_partial` (false once the bucket has ended: its row is final). */
   now?: () => number
   /** Destroy the client on {@link DynamoArchive.close}. */
   ownsClient?: boolean
@@ -96,7 +120,7 @@ function newestPerBucket (buckets: readonly Bucket[]): Bucket[] {
   for (const bucket of buckets) {
     const id = bucketId(bucket)
     const seen = newest.get(id)
-    if (seen === undefined || bucket.rev > seen.rev) newest.set(id, bucket)
+    if (isNewerState(bucket, seen)) newest.set(id, bucket)
   }
   return [...newest.values()]
 }
@@ -127,6 +151,8 @@ export class DynamoArchive implements Archive {
   readonly #pageSize: number | undefined
   readonly #now: () => number
   readonly #ownsClient: boolean
+  /** The last archive probe and when it was sent (see {@link DynamoArchive.ping}). */
+  #probe: { at: number, answered: Promise<void> } | undefined
   readonly #stats: ArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0, superseded: 0, rejected: 0 }
 
   constructor (options: DynamoArchiveOptions) {
@@ -202,6 +228,21 @@ export class DynamoArchive implements Archive {
     return outcome
   }
 
+  /** One atomic update of the counter row; DynamoDB applies concurrent ones one after another. */
+  async nextTerm (): Promise<number> {
+    const out = await this.#client.send(new UpdateCommand({
+      TableName: this.#table,
+      Key: TERM_KEY,
+      UpdateExpression: 'SET #term = if_not_exists(#term, :first) + :one',
+      ExpressionAttributeNames: { '#term': 'term' },
+      ExpressionAttributeValues: { ':first': FIRST_TERM - 1, ':one': 1 },
+      ReturnValues: 'UPDATED_NEW'
+    }))
+    const term = Number(out.Attributes?.term)
+    if (!Number.isSafeInteger(term) || term >= TERM_LIMIT) throw new Error(`the term counter holds ${String(out.Attributes?.term)}, past the last term ${TERM_LIMIT - 1}`)
+    return term
+  }
+
   async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {
     // Starts are whole seconds: round `from` up and `to - 1` down, then BETWEEN is inclusive.
     const low = Math.ceil(from / 1000) * 1000
@@ -242,8 +283,22 @@ export class DynamoArchive implements Archive {
     return found
   }
 
+  /**
+   * A data-plane probe: an eventually consistent GetItem of a fixed key that holds nothing
+   * (DescribeTable is a control-plane call AWS asks clients not to poll). One probe answers
+   * every ping for {@link PROBE_CACHE_MS}, concurrent ones included.
+   */
   async ping (): Promise<void> {
-    await this.#client.send(new DescribeTableCommand({ TableName: this.#table }))
+    const now = Date.now()
+    if (this.#probe === undefined || now - this.#probe.at >= PROBE_CACHE_MS) {
+      const answered = this.#client.send(new GetCommand({ TableName: this.#table, Key: PROBE_KEY, ProjectionExpression: 'PK' })).then(() => {})
+      const probe = { at: now, answered }
+      // Only an answer is kept: after a failure the next caller (the write-behind probing
+      // while it backs off) asks again rather than reading a stale failure for 5 s.
+      answered.catch(() => { if (this.#probe === probe) this.#probe = undefined })
+      this.#probe = probe
+    }
+    await this.#probe.answered
   }
 
   async close (): Promise<void> {
@@ -256,12 +311,17 @@ export class DynamoArchive implements Archive {
 
   async #putIfNewer (bucket: Bucket, now: number): Promise<void> {
     this.#stats.writeCalls++
+    const item = bucketToItem(bucket, now)
     await this.#client.send(new PutCommand({
       TableName: this.#table,
-      Item: bucketToItem(bucket, now),
-      ConditionExpression: NEWER_REV_ONLY,
-      ExpressionAttributeNames: { '#rev': 'rev' },
-      ExpressionAttributeValues: { ':rev': bucket.rev }
+      Item: item,
+      ...(item.is_partial
+        ? { ConditionExpression: NEWER_REV_ONLY, ExpressionAttributeNames: { '#rev': 'rev' }, ExpressionAttributeValues: { ':rev': bucket.rev } }
+        : {
+            ConditionExpression: NEWER_REV_OR_FINAL,
+            ExpressionAttributeNames: { '#rev': 'rev', '#partial': 'is_partial' },
+            ExpressionAttributeValues: { ':rev': bucket.rev, ':open': true }
+          })
     }))
     this.#stats.writes++
   }

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parentPort, workerData } from 'node:worker_threads'
 import dynalite from 'dynalite'
+import { closeIteratorsDynaliteStops } from './dynalite-iterator-fix.mjs'
 
 /**
  * `embedded-dynamo`, compiled in dist/; from the sources (development and tests, where
@@ -22,6 +23,7 @@ async function loadEmbeddedDynamo () {
 
 /** @param {{ dir?: string, port?: number }} options */
 async function serve (options) {
+  closeIteratorsDynaliteStops()
   const server = dynalite({
     ...(options.dir === undefined ? {} : { path: options.dir }),
     createTableMs: 0,

@@ -1,8 +1,14 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, open, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { type MessagePort, Worker } from 'node:worker_threads'
-import type { Archive, PutOutcome } from '../../ports/index.js'
-import type { Bucket, BucketRef, Resolution } from '../../timeseries/index.js'
+import type { Archive, PutOutcome } from '../../ports/archive.js'
+import type { Bucket } from '../../timeseries/bucket.js'
+import type { BucketRef } from '../../timeseries/keys.js'
+import type { Resolution } from '../../timeseries/resolutions.js'
+import { createDynamoClients } from './client.js'
+import { applyRetentionScale } from '../../timeseries/resolutions.js'
 import { type ArchiveStats, DynamoArchive } from './dynamo-archive.js'
+import { ExpirySweeper, type SweepRound } from './expiry-sweeper.js'
 
 /*
  * The embedded DynamoDB: dynalite on loopback in a worker thread of its own, and, for
@@ -34,6 +40,17 @@ export interface DynaliteServer {
 export interface HostedArchiveOptions {
   tableName: string
   region: string
+  /** The test retention scale of the process (`retentionScale`), applied in the thread too: the `ttl` of a row is written here. */
+  retentionScale?: number
+  /** Time between two rounds of deleting expired rows; 0 turns expiry off. Default 1 s. */
+  expiryEveryMs?: number
+  /** Rows read per expiry round. Default 100. */
+  expiryPageSize?: number
+}
+
+/** The embedded archive's counters: the archive client's, and rows deleted as expired. */
+export interface EmbeddedArchiveStats extends ArchiveStats {
+  expired: number
 }
 
 /** The thread's entry: plain JavaScript, so it loads the same from the sources and from dist/. */
@@ -49,7 +66,7 @@ const CLOSE_TIMEOUT_MS = 10_000
  */
 const EMBEDDED_WRITE_CONCURRENCY = 4
 
-type Method = 'put' | 'range' | 'get' | 'ping'
+type Method = 'put' | 'range' | 'get' | 'ping' | 'expire' | 'nextTerm'
 
 /** Messages to the thread. */
 export type ToThread = { op: 'close' } | { op: 'call', id: number, method: Method, args: unknown[] }
@@ -62,8 +79,8 @@ export type FromThread =
   | { op: 'listening', port: number }
   | { op: 'failed', error: string }
   | { op: 'closed' }
-  | { op: 'result', id: number, value: unknown, stats: ArchiveStats }
-  | { op: 'error', id: number, error: ThreadError, stats: ArchiveStats }
+  | { op: 'result', id: number, value: unknown, stats: EmbeddedArchiveStats }
+  | { op: 'error', id: number, error: ThreadError, stats: EmbeddedArchiveStats }
 
 function toThreadError (err: unknown): ThreadError {
   if (err instanceof Error) return { name: err.name, message: err.message }
@@ -104,7 +121,10 @@ interface Thread {
 async function startThread (options: DynaliteOptions, archive?: HostedArchiveOptions): Promise<Thread> {
   if (options.dir !== undefined) await mkdir(options.dir, { recursive: true })
   // Fault points are armed in the main thread only (where the tests aim them), never twice.
-  const worker = new Worker(THREAD, { workerData: { options, archive }, env: { ...process.env, PULSE_FAULTS: '' } })
+  // No `execArgv`: the thread is plain JavaScript and registers its own TypeScript loader
+  // when it needs one, so the process's loaders (tsx, test runners) are not started again
+  // in it (about a second of start-up each time).
+  const worker = new Worker(THREAD, { workerData: { options, archive }, env: { ...process.env, PULSE_FAULTS: '' }, execArgv: [] })
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
   const port = await new Promise<number>((resolve, reject) => {
     worker.once('error', reject)
@@ -149,13 +169,15 @@ export async function startDynalite (options: DynaliteOptions = {}): Promise<Dyn
  */
 export class EmbeddedArchive implements Archive {
   readonly #thread: Thread
+  readonly #dir: string | undefined
   readonly #calls = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
   #nextId = 1
-  #stats: ArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0, superseded: 0, rejected: 0 }
+  #stats: EmbeddedArchiveStats = { writes: 0, writeCalls: 0, retries: 0, failedPuts: 0, superseded: 0, rejected: 0, expired: 0 }
   #gone: Error | undefined
 
-  private constructor (thread: Thread) {
+  private constructor (thread: Thread, dir: string | undefined) {
     this.#thread = thread
+    this.#dir = dir
     thread.worker.on('message', (message: FromThread) => {
       if (message.op !== 'result' && message.op !== 'error') return
       this.#stats = message.stats
@@ -169,8 +191,44 @@ export class EmbeddedArchive implements Archive {
 
   /** Starts the thread with dynalite storing in `dir` (in memory when unset) and the table in place. */
   static async start (options: DynaliteOptions & HostedArchiveOptions): Promise<EmbeddedArchive> {
-    const { tableName, region, ...server } = options
-    return new EmbeddedArchive(await startThread(server, { tableName, region }))
+    const { tableName, region, expiryEveryMs, expiryPageSize, retentionScale, ...server } = options
+    const hosted: HostedArchiveOptions = {
+      tableName,
+      region,
+      ...(expiryEveryMs === undefined ? {} : { expiryEveryMs }),
+      ...(expiryPageSize === undefined ? {} : { expiryPageSize }),
+      ...(retentionScale === undefined ? {} : { retentionScale })
+    }
+    return new EmbeddedArchive(await startThread(server, hosted), server.dir)
+  }
+
+  /**
+   * Makes every write acknowledged so far survive a machine crash. dynalite's LevelDB
+   * writes its log without syncing (a crash of the process loses nothing, a crash of the
+   * machine may), so this syncs the store's write-ahead logs and their directory: a log
+   * LevelDB has retired meanwhile was compacted into a table it synced itself.
+   */
+  async syncStore (): Promise<void> {
+    if (this.#dir === undefined) return
+    for (const name of await readdir(this.#dir)) {
+      if (!name.endsWith('.log')) continue
+      const handle = await open(join(this.#dir, name), 'r').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined
+        throw err
+      })
+      if (handle === undefined) continue
+      try {
+        await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+    }
+    const dir = await open(this.#dir, 'r')
+    try {
+      await dir.sync()
+    } finally {
+      await dir.close()
+    }
   }
 
   /** dynalite's endpoint, for tools that read the table directly. */
@@ -179,8 +237,13 @@ export class EmbeddedArchive implements Archive {
   }
 
   /** The archive's counters, as of its last answer. */
-  get stats (): Readonly<ArchiveStats> {
+  get stats (): Readonly<EmbeddedArchiveStats> {
     return this.#stats
+  }
+
+  /** Runs one round of deleting expired rows now (besides the timed ones). */
+  async expire (): Promise<SweepRound> {
+    return await this.#call('expire', []) as SweepRound
   }
 
   async put (buckets: Bucket[]): Promise<PutOutcome> {
@@ -189,6 +252,10 @@ export class EmbeddedArchive implements Archive {
 
   async range (ticker: string, resolution: Resolution, from: number, to: number, now: number): Promise<Bucket[]> {
     return await this.#call('range', [ticker, resolution, from, to, now]) as Bucket[]
+  }
+
+  async nextTerm (): Promise<number> {
+    return await this.#call('nextTerm', []) as number
   }
 
   async get (refs: BucketRef[], now: number): Promise<Bucket[]> {
@@ -225,7 +292,13 @@ export class EmbeddedArchive implements Archive {
  * dynalite and answers calls from `port` until the returned close is called.
  */
 export async function serveArchive (port: MessagePort, endpoint: string, options: HostedArchiveOptions): Promise<() => Promise<void>> {
-  const archive = await DynamoArchive.open({ ...options, endpoint, writeConcurrency: EMBEDDED_WRITE_CONCURRENCY })
+  // A thread has its own copy of the domain's retention table.
+  applyRetentionScale(options.retentionScale ?? 1)
+  const archive = await DynamoArchive.open({ region: options.region, tableName: options.tableName, endpoint, writeConcurrency: EMBEDDED_WRITE_CONCURRENCY })
+  // Its own client, so a round of expiry never waits behind the archive's puts in the SDK.
+  const { doc } = createDynamoClients({ region: options.region, endpoint })
+  const sweeper = new ExpirySweeper({ client: doc, tableName: options.tableName, pageSize: options.expiryPageSize ?? 100 })
+  const stats = (): EmbeddedArchiveStats => ({ ...archive.stats, expired: sweeper.expired })
   const inFlight = new Set<Promise<void>>()
   const answer = async (message: Extract<ToThread, { op: 'call' }>): Promise<void> => {
     try {
@@ -233,10 +306,12 @@ export async function serveArchive (port: MessagePort, endpoint: string, options
       if (message.method === 'put') value = outcomeToThread(await archive.put(...message.args as [Bucket[]]))
       else if (message.method === 'range') value = await archive.range(...message.args as [string, Resolution, number, number, number])
       else if (message.method === 'get') value = await archive.get(...message.args as [BucketRef[], number])
+      else if (message.method === 'expire') value = await sweeper.round(Date.now())
+      else if (message.method === 'nextTerm') value = await archive.nextTerm()
       else value = await archive.ping()
-      port.postMessage({ op: 'result', id: message.id, value, stats: archive.stats } satisfies FromThread)
+      port.postMessage({ op: 'result', id: message.id, value, stats: stats() } satisfies FromThread)
     } catch (err) {
-      port.postMessage({ op: 'error', id: message.id, error: toThreadError(err), stats: archive.stats } satisfies FromThread)
+      port.postMessage({ op: 'error', id: message.id, error: toThreadError(err), stats: stats() } satisfies FromThread)
     }
   }
   const listener = (message: ToThread): void => {
@@ -245,9 +320,26 @@ export async function serveArchive (port: MessagePort, endpoint: string, options
     inFlight.add(answered)
   }
   port.on('message', listener)
+  const everyMs = options.expiryEveryMs ?? 1000
+  let timer: NodeJS.Timeout | undefined
+  let sweeping: Promise<void> = Promise.resolve()
+  let closing = false
+  const schedule = (): void => {
+    if (closing || everyMs <= 0) return
+    timer = setTimeout(() => {
+      // A failed round (the store busy or closing) is tried again at the next.
+      sweeping = sweeper.round(Date.now()).then(() => {}, () => {}).finally(schedule)
+    }, everyMs)
+    timer.unref()
+  }
+  schedule()
   return async () => {
+    closing = true
+    clearTimeout(timer)
     port.off('message', listener)
+    await sweeping
     await Promise.all(inFlight)
     await archive.close()
+    doc.destroy()
   }
 }

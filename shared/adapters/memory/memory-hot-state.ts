@@ -1,22 +1,39 @@
-import type { FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/index.js'
-import {
-  type Bucket, type BucketRef, type Resolution, type ScoredItem,
-  applyToBucket, bucketEnd, bucketId, dedupeFingerprint, dedupeSliceExpiresAt, dedupeSlices, foldAggregate, groupByBucket,
-  holdsMark, isRetained, MAX_FUTURE_MS, seriesKey
-} from '../../timeseries/index.js'
+import { randomUUID } from 'node:crypto'
+import type { BucketEvent } from '../../ports/bus.js'
+import type { FinalizedWindow, FlushCadence, FoldOptions, FoldOutcome, HotState, TermGrant } from '../../ports/hot-state.js'
+import { type Bucket, type ScoredItem, applyToBucket, foldAggregate, groupByBucket, holdsMark } from '../../timeseries/bucket.js'
+import { dedupeFingerprint, dedupeSliceExpiresAt, dedupeSlices } from '../../timeseries/dedupe.js'
+import { MAX_FUTURE_MS } from '../../timeseries/item.js'
+import { type BucketRef, bucketId, seriesKey, endedBetween } from '../../timeseries/keys.js'
+import { type Resolution, bucketEnd, isRetained } from '../../timeseries/resolutions.js'
+import { isNewerState, position, TERM_SPAN } from '../../timeseries/revision.js'
+import type { MemoryBus } from './memory-bus.js'
 
 /** An item's fingerprint as a compact one-byte string (8 characters). */
 function fingerprint (ticker: string, id: string): string {
   return dedupeFingerprint(ticker, id).toString('latin1')
 }
 
+/** Fingerprints one fold recorded for a journal batch, in the dedupe slice they went to. */
+export interface SeenEntry {
+  seq: number
+  slice: number
+  fingerprints: string[]
+}
+
 /**
  * Hot state in process memory, for embedded mode: one process owns it, so a fold is
  * atomic by running synchronously. Buckets past retention and dedupe keys past the
- * window are swept as time passes.
+ * window are swept as time passes. With a bus, a fold publishes its changes on it within
+ * the same synchronous step, so series channels carry states in position order.
  */
 export class MemoryHotState implements HotState {
   readonly #series = new Map<string, Map<number, Bucket>>()
+  /** This state's run: a memory state lives and dies with its process. */
+  readonly #run = randomUUID()
+  #term: number | undefined
+  /** Changes counted per ticker in the current term. */
+  readonly #counts = new Map<string, number>()
   readonly #knownEmpty = new Set<string>()
   readonly #dirty = new Map<string, Bucket>()
   /** Dirty buckets handed back with a delay: not taken before this time (epoch ms). */
@@ -28,15 +45,28 @@ export class MemoryHotState implements HotState {
   readonly #seen = new Map<number, Set<string>>()
   readonly #dedupeWindowMs: number
   /**
+   * Per dirty bucket, the lowest journal sequence whose effect on it the archive may not
+   * hold yet (a lower bound): what keeps the journal's checkpoint back.
+   */
+  readonly #unwrittenFrom = new Map<string, number>()
+  /** Fingerprints recorded by folds of journal batches, in fold order, not yet persisted. */
+  #unsavedSeen: SeenEntry[] = []
+  /**
    * Buckets starting at or after this held nothing before this hot state existed: an item
    * accepted earlier was at most `MAX_FUTURE_MS` ahead of the clock. Such a bucket that is
    * not here is empty, with no archive read — the common case of a new live bucket.
    */
   readonly #horizon: number
+  /** Clock of the flush bookkeeping: leases, parking, write times (Redis uses its server clock). */
+  readonly #now: () => number
+  readonly #bus: MemoryBus | undefined
 
-  constructor (options: { dedupeWindowMs: number, createdAt?: number }) {
+  /** `bus`: where folds publish their changes (embedded mode's bus); unset, they publish nothing. */
+  constructor (options: { dedupeWindowMs: number, createdAt?: number, now?: () => number, bus?: MemoryBus }) {
     this.#dedupeWindowMs = options.dedupeWindowMs
-    this.#horizon = (options.createdAt ?? Date.now()) + MAX_FUTURE_MS
+    this.#bus = options.bus
+    this.#now = options.now ?? Date.now
+    this.#horizon = (options.createdAt ?? this.#now()) + MAX_FUTURE_MS
   }
 
   async fold (ticker: string, items: ScoredItem[], options: FoldOptions): Promise<FoldOutcome> {
@@ -44,6 +74,11 @@ export class MemoryHotState implements HotState {
     this.#sweepSeen(now)
     const slices = dedupeSlices(now, this.#dedupeWindowMs)
     const fresh = this.#unseen(ticker, items, slices.checked)
+    if (fresh.length === 0) return { kind: 'applied', changed: [], duplicates: items.length }
+    const term = this.#termFor(ticker, options.term)
+    if (term === undefined) return { kind: 'needs-term', run: this.#run }
+    const count = (this.#counts.get(ticker) ?? 0) + 1
+    const rev = position(term, count)
     const groups = groupByBucket(fresh, now)
     const missing: BucketRef[] = []
     for (const { ref } of groups.values()) {
@@ -56,28 +91,52 @@ export class MemoryHotState implements HotState {
       current = new Set()
       this.#seen.set(slices.current, current)
     }
-    for (const item of fresh) current.add(fingerprint(ticker, item.id))
+    const fingerprints = fresh.map((item) => fingerprint(ticker, item.id))
+    for (const key of fingerprints) current.add(key)
+    if (mark !== undefined && fingerprints.length > 0) this.#unsavedSeen.push({ seq: mark.seq, slice: slices.current, fingerprints })
     const changed: Bucket[] = []
     for (const { ref, items: bucketItems } of groups.values()) {
       const existing = this.#lookup(ref)
       if (holdsMark(existing, mark)) continue
       const delta = foldAggregate(bucketItems)
       if (delta === undefined) continue
-      const bucket = applyToBucket(ref, existing, delta, now, mark)
+      const bucket = applyToBucket(ref, existing, delta, { now, rev, mark })
       this.#store(bucket)
-      this.#dirty.set(bucketId(ref), bucket)
+      const id = bucketId(ref)
+      this.#dirty.set(id, bucket)
+      if (mark !== undefined && !this.#unwrittenFrom.has(id)) this.#unwrittenFrom.set(id, mark.seq)
       changed.push(bucket)
+    }
+    if (changed.length > 0) {
+      this.#counts.set(ticker, count)
+      const acceptedAt = options.acceptedAt === undefined ? {} : { acceptedAt: options.acceptedAt }
+      this.#bus?.deliver(changed.map((bucket): BucketEvent => ({ kind: 'change', bucket, ...acceptedAt })))
     }
     return { kind: 'applied', changed, duplicates: items.length - fresh.length }
   }
 
+  /**
+   * The term the ticker counts in, taking an offered one when this state has none yet or
+   * the ticker's count is spent; `undefined` when a new term is needed first. A memory state
+   * lives as long as its process, so one term serves every ticker; it is never rolled back,
+   * so there is nothing to reconcile.
+   */
+  #termFor (ticker: string, offered: TermGrant | undefined): number | undefined {
+    if (this.#term !== undefined && (this.#counts.get(ticker) ?? 0) < TERM_SPAN - 1) return this.#term
+    if (offered === undefined || offered.run !== this.#run || offered.term <= (this.#term ?? -1)) return undefined
+    this.#term = offered.term
+    this.#counts.clear()
+    return this.#term
+  }
+
+  /** Installed buckets take the ticker's current position (shared/timeseries/revision.ts), when it has one. */
   async seed (refs: BucketRef[], found: Bucket[]): Promise<void> {
     const byId = new Map(found.map((bucket) => [bucketId(bucket), bucket]))
     for (const ref of refs) {
       if (this.#isLoaded(ref)) continue
       const bucket = byId.get(bucketId(ref))
       if (bucket === undefined) this.#knownEmpty.add(bucketId(ref))
-      else this.#store(bucket)
+      else this.#store(this.#term === undefined ? bucket : { ...bucket, rev: position(this.#term, this.#counts.get(ref.ticker) ?? 0) })
     }
   }
 
@@ -102,7 +161,7 @@ export class MemoryHotState implements HotState {
 
   async takeDirty (limit: number, cadenceMs?: FlushCadence): Promise<Bucket[]> {
     const result: Bucket[] = []
-    const now = Date.now()
+    const now = this.#now()
     for (const [id, bucket] of this.#dirty) {
       if (result.length >= limit) break
       const parkedUntil = this.#parkedUntil.get(id)
@@ -130,29 +189,42 @@ export class MemoryHotState implements HotState {
   async release (taken: BucketRef[], retryAfterMs = 0): Promise<void> {
     for (const ref of taken) {
       const id = bucketId(ref)
-      if (retryAfterMs > 0 && this.#dirty.has(id)) this.#parkedUntil.set(id, Date.now() + retryAfterMs)
+      if (retryAfterMs > 0 && this.#dirty.has(id)) this.#parkedUntil.set(id, this.#now() + retryAfterMs)
       else this.#parkedUntil.delete(id)
     }
   }
 
   async markClean (done: Bucket[]): Promise<void> {
-    const now = Date.now()
+    const now = this.#now()
     for (const bucket of done) {
       const id = bucketId(bucket)
       this.#writtenAt.set(id, now)
       const dirty = this.#dirty.get(id)
-      if (dirty !== undefined && dirty.rev <= bucket.rev) {
+      if (dirty !== undefined && !isNewerState(dirty, bucket)) {
         this.#dirty.delete(id)
         this.#parkedUntil.delete(id)
+        this.#unwrittenFrom.delete(id)
+      } else if (dirty !== undefined && bucket.seq !== undefined && bucket.epoch === dirty.epoch) {
+        // Changed again since this state was taken: batches are folded in sequence order and
+        // each at most once per bucket, so every later change comes from a later batch.
+        const from = this.#unwrittenFrom.get(id)
+        if (from !== undefined) this.#unwrittenFrom.set(id, Math.max(from, bucket.seq + 1))
       }
     }
   }
 
   async markDirty (refs: BucketRef[]): Promise<void> {
     for (const ref of refs) {
+      const id = bucketId(ref)
       const bucket = this.#lookup(ref)
-      if (bucket !== undefined) this.#dirty.set(bucketId(ref), bucket)
+      const writtenAt = this.#writtenAt.get(id)
+      if (bucket === undefined || (writtenAt !== undefined && writtenAt >= bucketEnd(ref.start, ref.resolution))) continue
+      this.#dirty.set(id, bucket)
     }
+  }
+
+  async endedBuckets (tickers: readonly string[], from: number, to: number): Promise<BucketRef[]> {
+    return endedBetween(tickers, from, to).filter((ref) => this.#lookup(ref) !== undefined)
   }
 
   /** Every ticker's fingerprints (one process holds them all). */
@@ -163,15 +235,46 @@ export class MemoryHotState implements HotState {
     return entries
   }
 
+  /**
+   * The highest journal sequence up to which every batch's effect is in the archive, given
+   * that batches up to `foldedSeq` (and no later one) have finished folding.
+   */
+  durableThrough (foldedSeq: number): number {
+    let through = foldedSeq
+    for (const from of this.#unwrittenFrom.values()) through = Math.min(through, from - 1)
+    return through
+  }
+
+  /** The fingerprints recorded by journal batches up to `seq` and not yet persisted. */
+  unsavedSeen (seq: number): SeenEntry[] {
+    return this.#unsavedSeen.filter((entry) => entry.seq <= seq)
+  }
+
+  /** Forgets the fingerprints of batches up to `seq` as persisted. */
+  savedSeen (seq: number): void {
+    this.#unsavedSeen = this.#unsavedSeen.filter((entry) => entry.seq > seq)
+  }
+
+  /** Restores persisted fingerprints of a dedupe slice (at start, before any fold). */
+  restoreSeen (slice: number, fingerprints: Iterable<string>): void {
+    let set = this.#seen.get(slice)
+    if (set === undefined) {
+      set = new Set()
+      this.#seen.set(slice, set)
+    }
+    for (const key of fingerprints) set.add(key)
+  }
+
   async dirtyCount (): Promise<number> {
     return this.#dirty.size
   }
 
-  async advanceFinalizedMark (to: number): Promise<number | null | undefined> {
+  /** One process, one clock: `to` is taken as given. */
+  async advanceFinalizedMark (to: number): Promise<FinalizedWindow | undefined> {
     const previous = this.#finalizedTo
     if (previous !== undefined && previous >= to) return undefined
     this.#finalizedTo = to
-    return previous ?? null
+    return { from: previous ?? null, to }
   }
 
   /** Drops buckets past their retention (dirty ones stay until written). */

@@ -1,14 +1,16 @@
-import type { Aggregate, Bucket, BucketRef } from '../../timeseries/index.js'
+import type { Aggregate, Bucket } from '../../timeseries/bucket.js'
+import type { BucketRef } from '../../timeseries/keys.js'
 
 /**
  * Hash fields of a stored bucket, in the order the Lua scripts read and return them.
  * The first fourteen are the aggregate; `rev`, `upd` (last_updated), `seq` and `ep` (the
- * journal epoch of `seq`) follow.
+ * journal epoch of `seq`) follow, then `trunc` ('1' when sources were left out; the
+ * aggregate's last field, kept at the end so older hashes read the same).
  */
-export const BUCKET_FIELDS = ['o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep'] as const
+export const BUCKET_FIELDS = ['o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep', 'trunc'] as const
 
-/** Number of aggregate fields passed per bucket to the fold script. */
-export const AGGREGATE_FIELD_COUNT = 14
+/** Number of aggregate fields passed per bucket to the fold script (the fourteen, then `trunc`). */
+export const AGGREGATE_FIELD_COUNT = 15
 
 /**
  * A number as text that parses back to the same double, `-0` included (scripts format
@@ -25,18 +27,21 @@ export function encodeAggregate (agg: Aggregate): string[] {
     numberText(agg.count), numberText(agg.sum),
     numberText(agg.label_counts.positive), numberText(agg.label_counts.neutral), numberText(agg.label_counts.negative),
     JSON.stringify(agg.sources),
-    numberText(agg.first.ts), agg.first.id, numberText(agg.last.ts), agg.last.id
+    numberText(agg.first.ts), agg.first.id, numberText(agg.last.ts), agg.last.id,
+    agg.sources_truncated === true ? '1' : ''
   ]
 }
 
 /** Every field of a bucket hash, in {@link BUCKET_FIELDS} order; `seq` and `ep` are empty when unset. */
 export function encodeBucket (bucket: Bucket): string[] {
+  const aggregate = encodeAggregate(bucket)
   return [
-    ...encodeAggregate(bucket),
+    ...aggregate.slice(0, 14),
     numberText(bucket.rev),
     numberText(bucket.last_updated),
     bucket.seq === undefined ? '' : numberText(bucket.seq),
-    bucket.epoch ?? ''
+    bucket.epoch ?? '',
+    aggregate[14] as string
   ]
 }
 
@@ -74,5 +79,6 @@ export function decodeBucket (ref: BucketRef, values: ReadonlyArray<string | nul
   if (seq !== '') bucket.seq = Number(seq)
   const epoch = field(17)
   if (epoch !== '') bucket.epoch = epoch
+  if (field(18) === '1') bucket.sources_truncated = true
   return bucket
 }

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import { type Job, Queue, Worker } from 'bullmq'
 import { Cluster } from 'ioredis'
-import type { BatchHandler, IngestQueue, QueueCounts } from '../../ports/index.js'
-import type { ScoredItem } from '../../timeseries/index.js'
-import { bullmqConnection, closeConnection, type RedisClusterOptions, type RedisTarget } from './connection.js'
+import type { Backlog, BatchHandler, IngestQueue, QueueCounts } from '../../ports/ingest-queue.js'
+import type { ScoredItem } from '../../timeseries/bucket.js'
+import { bullmqConnection, closeConnection, type RedisClient, type RedisClusterOptions, type RedisTarget } from './connection.js'
+import { defineBacklogScripts } from './lua-scripts.js'
 
 /** Key prefix of every BullMQ queue; the hash tag keeps each queue's keys on one cluster slot. */
 export const BULLMQ_PREFIX = '{pulse}'
@@ -86,6 +87,28 @@ interface JobData {
   items: ScoredItem[]
 }
 
+/** How stale the cached backlog may be before a read starts a refresh from Redis. */
+export const BACKLOG_REFRESH_MS = 200
+/** Key (under each shard's prefix and queue name) of the shard's backlog hash. */
+const BACKLOG_KEY = 'pulse-backlog'
+
+/** A shard queue's own connection, with the backlog scripts defined on it. */
+async function backlogClient (queue: Queue<JobData>): Promise<RedisClient> {
+  // BullMQ types its connection with an interface of its own; it is the ioredis client it was given or made.
+  return defineBacklogScripts(await queue.client as unknown as RedisClient)
+}
+
+/**
+ * The size of a batch as queued, estimated from its strings without serializing it (the
+ * gateway counts it on every enqueue, the worker again when it settles the job: both must
+ * get the same figure). Close to the JSON BullMQ stores.
+ */
+export function estimateBatchBytes (items: readonly ScoredItem[]): number {
+  let bytes = 2
+  for (const item of items) bytes += 80 + item.id.length + item.ticker.length + item.label.length + item.source.length
+  return bytes
+}
+
 /**
  * The ingest queue on BullMQ, in one or more shards: a batch becomes one job per shard it
  * has items for, retried with exponential backoff; completed jobs are removed, failed ones
@@ -100,6 +123,11 @@ export class BullmqIngestQueue implements IngestQueue {
   /** Cluster connections this queue opened for BullMQ, which BullMQ shares and does not close. */
   readonly #clusterConnections: Cluster[] = []
   #workers: Array<Worker<JobData>> = []
+  /** Each shard's backlog as last read from Redis, and when it was read. */
+  readonly #shardBacklog: Backlog[]
+  #backlogReadAt = 0
+  #backlogRefresh: Promise<void> | undefined
+  #closed = false
 
   constructor (options: BullmqQueueOptions) {
     this.#options = options
@@ -121,6 +149,7 @@ export class BullmqIngestQueue implements IngestQueue {
       queue.on('error', (error) => this.#onError(error))
       return queue
     })
+    this.#shardBacklog = this.#shards.map(() => ({ items: 0, bytes: 0 }))
   }
 
   /**
@@ -141,7 +170,20 @@ export class BullmqIngestQueue implements IngestQueue {
     const ids = await Promise.all([...byShard].map(async ([shard, group]) => {
       const jobId = randomUUID()
       const queue = this.#shards[shard] as Queue<JobData>
-      await queue.add('batch', { acceptedAt, items: group }, { jobId })
+      const bytes = estimateBatchBytes(group)
+      const client = await backlogClient(queue)
+      const backlogKey = queue.toKey(BACKLOG_KEY)
+      // Counted alongside the add: the sum does not care which lands first, and the worker
+      // settles each job once. The reply refreshes this process's view of the shared backlog.
+      const [added, counted] = await Promise.allSettled([
+        queue.add('batch', { acceptedAt, items: group }, { jobId }),
+        client.pulseBacklogAdd(1, backlogKey, group.length, bytes)
+      ])
+      if (added.status === 'rejected') {
+        if (counted.status === 'fulfilled') await client.pulseBacklogAdd(1, backlogKey, -group.length, -bytes).catch(() => {})
+        throw added.reason
+      }
+      if (counted.status === 'fulfilled') this.#shardBacklog[shard] = { items: Number(counted.value[0]), bytes: Number(counted.value[1]) }
       if (this.#options.durability === 'replica') {
         // WAIT covers every write this connection made before it, the add included.
         const timeoutMs = this.#options.replicaTimeoutMs ?? 2000
@@ -190,6 +232,9 @@ export class BullmqIngestQueue implements IngestQueue {
       // a failure), may have folded part of the batch without publishing it.
       const redelivered = job.attemptsMade > 0 || job.attemptsStarted > 1
       await handler({ id: job.id ?? '', redelivered, acceptedAt: job.data.acceptedAt, items: job.data.items })
+      // Before BullMQ completes the job: a worker that dies in between folds it again
+      // (counting nothing twice) and the settle is not repeated.
+      await this.#settle(shard, job)
     }, {
       connection,
       prefix: ingestShardPrefix(shard),
@@ -200,7 +245,11 @@ export class BullmqIngestQueue implements IngestQueue {
       settings: { backoffStrategy: (attemptsMade) => cappedBackoff(attemptsMade, this.#options.backoffMs ?? 500) }
     })
     worker.on('error', (error) => this.#onError(error))
-    worker.on('failed', (job, error) => this.#onError(error, job?.id))
+    worker.on('failed', (job, error) => {
+      this.#onError(error, job?.id)
+      // Out of tries: the batch waits in the failed set for an operator, not for the fold.
+      if (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1)) this.#settle(shard, job).catch((err: unknown) => this.#onError(err, job.id))
+    })
     return worker
   }
 
@@ -215,6 +264,41 @@ export class BullmqIngestQueue implements IngestQueue {
   }
 
   /**
+   * Summed over every shard, as last read. A read finding the figure older than
+   * {@link BACKLOG_REFRESH_MS} starts a refresh (one script per shard) and returns the
+   * cached figure; each enqueue refreshes the shards it wrote to from its reply. So a
+   * gateway under load sees every gateway's batches within a batch of its own, and an
+   * idle one sends nothing.
+   */
+  backlog (): Backlog {
+    if (Date.now() - this.#backlogReadAt >= BACKLOG_REFRESH_MS && this.#backlogRefresh === undefined && !this.#closed) {
+      this.#backlogRefresh = this.#readBacklog().catch((err: unknown) => this.#onError(err)).finally(() => { this.#backlogRefresh = undefined })
+    }
+    return this.#summedBacklog()
+  }
+
+  async refreshBacklog (): Promise<Backlog> {
+    await this.#readBacklog()
+    return this.#summedBacklog()
+  }
+
+  #summedBacklog (): Backlog {
+    return this.#shardBacklog.reduce((sum, b) => ({ items: sum.items + Math.max(0, b.items), bytes: sum.bytes + Math.max(0, b.bytes) }), { items: 0, bytes: 0 })
+  }
+
+  /** Reads every shard's backlog from Redis now. */
+  async #readBacklog (): Promise<void> {
+    this.#backlogReadAt = Date.now()
+    await Promise.all(this.#shards.map(async (queue, shard) => {
+      const client = await backlogClient(queue)
+      const k = queue.keys
+      const [items, bytes] = await client.pulseBacklogRead(6, queue.toKey(BACKLOG_KEY), k.wait as string, k.paused as string, k.active as string, k.delayed as string, k.prioritized as string)
+      this.#shardBacklog[shard] = { items: Number(items), bytes: Number(bytes) }
+    }))
+    this.#backlogReadAt = Date.now()
+  }
+
+  /**
    * Redis answers. On a cluster that is any node: a master that is down holds up only its
    * shard, and failing readiness for it would take every gateway out of service at once.
    */
@@ -225,6 +309,8 @@ export class BullmqIngestQueue implements IngestQueue {
 
   /** Lets the workers finish the batches in hand, then closes every connection. */
   async close (): Promise<void> {
+    this.#closed = true
+    await this.#backlogRefresh
     await Promise.all(this.#workers.map(async (worker) => await worker.close()))
     await Promise.all(this.#shards.map(async (queue) => await queue.close()))
     await Promise.all(this.#clusterConnections.map(closeConnection))
@@ -238,6 +324,14 @@ export class BullmqIngestQueue implements IngestQueue {
   /** Every shard's BullMQ queue, in shard order. */
   get shardQueues (): ReadonlyArray<Queue<JobData>> {
     return this.#shards
+  }
+
+  /** Takes a folded (or finally failed) job's items out of its shard's backlog, once per job. */
+  async #settle (shard: number, job: Job<JobData>): Promise<void> {
+    const queue = this.#shards[shard] as Queue<JobData>
+    const client = await backlogClient(queue)
+    const items = job.data.items
+    await client.pulseBacklogSettle(2, queue.toKey(job.id ?? ''), queue.toKey(BACKLOG_KEY), items.length, estimateBatchBytes(items))
   }
 
   #connection (tuning: { maxRetriesPerRequest?: null }): ReturnType<typeof bullmqConnection> {

@@ -104,6 +104,24 @@ export class SlotRoutedCluster extends Cluster {
   }
 }
 
+/** How often a cluster client reads the slot map again without being prompted. */
+const SLOTS_REFRESH_MS = 5000
+
+/**
+ * Reads the slot map again whenever a node cannot be reached. A node connection that keeps
+ * reconnecting (`clusterNodeRetryStrategy`) never ends, so ioredis neither drops it nor
+ * looks for a new owner of its slots: after a failover (`CLUSTER FAILOVER FORCE`, or a
+ * replica promoted when its master died), commands for those slots would wait on the lost
+ * master until their retries ran out, again and again. A fresh slot map (from any node that
+ * answers) routes them to the promoted replica, and the lost master, owning no slot any
+ * more, is dropped from the pool, which sends the commands queued on it to the new owner.
+ * A master that only restarts keeps its slots and is simply reconnected.
+ */
+function followFailovers<C extends Cluster> (cluster: C): C {
+  cluster.on('node error', () => { cluster.refreshSlotsCache() })
+  return cluster
+}
+
 function nodeOptions (url: string, tuning: ConnectionTuning): RedisOptions {
   const options = redisOptionsFromUrl(url)
   if (options.db !== undefined && options.db !== 0) throw new Error('a Redis Cluster has no numbered databases: drop the path from REDIS_URL')
@@ -127,7 +145,10 @@ function clusterOptions (target: RedisTarget & { cluster: RedisClusterOptions },
     // (ElastiCache and MemoryDB with in-transit encryption).
     dnsLookup: tls ? (address, callback) => callback(null, address) : lookup,
     // A node that comes back (a restarted master) is reconnected rather than only found again through MOVED.
-    clusterNodeRetryStrategy: (times) => Math.min(100 * times, 2000)
+    clusterNodeRetryStrategy: (times) => Math.min(100 * times, 2000),
+    // The slot map is read again now and then (ioredis does not unless told), so a topology
+    // change no command ran into yet is still learnt (see followFailovers for the quick path).
+    slotsRefreshInterval: SLOTS_REFRESH_MS
   }
   if (target.cluster.natMap !== undefined) options.natMap = target.cluster.natMap
   return { seed: { host: host ?? '127.0.0.1', port: port ?? 6379 }, options }
@@ -143,7 +164,7 @@ export function openRedis (target: RedisTarget, tuning: ConnectionTuning = {}): 
     return new Redis(target.url, options)
   }
   const { seed, options } = clusterOptions({ ...target, cluster: target.cluster }, tuning)
-  return new SlotRoutedCluster([seed], options)
+  return followFailovers(new SlotRoutedCluster([seed], options))
 }
 
 /**
@@ -158,5 +179,5 @@ export function bullmqConnection (target: RedisTarget, tuning: ConnectionTuning 
     return options
   }
   const { seed, options } = clusterOptions({ ...target, cluster: target.cluster }, tuning)
-  return new Cluster([seed], options)
+  return followFailovers(new Cluster([seed], options))
 }

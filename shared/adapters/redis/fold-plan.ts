@@ -1,7 +1,9 @@
-import {
-  type Bucket, type BucketRef, type JournalMark, type Resolution, type ScoredItem,
-  DURATION_MS, MAX_SOURCES, RETENTION_MS, bucketEnd, dedupeFingerprint, dedupeSlices, foldAggregate, groupByBucket
-} from '../../timeseries/index.js'
+import { faultSkew } from '../../fault-points.js'
+import { type Bucket, type ScoredItem, MAX_SOURCES, foldAggregate, groupByBucket } from '../../timeseries/bucket.js'
+import { dedupeFingerprint, dedupeSlices } from '../../timeseries/dedupe.js'
+import { type BucketRef } from '../../timeseries/keys.js'
+import type { TermGrant } from '../../ports/hot-state.js'
+import { type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../timeseries/resolutions.js'
 import { BUCKET_FIELDS, decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
 
@@ -45,12 +47,28 @@ function indexSlots (keys: RedisKeys, refs: readonly BucketRef[]): { indexKeys: 
   return { indexKeys: resolutions.map((r) => keys.index(ticker, r)), resolutions, pos }
 }
 
+/** How lua/fold.lua publishes the buckets it changed. */
+export interface FoldPublication {
+  /** `SPUBLISH` on a Redis Cluster (sharded channels), else `PUBLISH`. */
+  command: 'PUBLISH' | 'SPUBLISH'
+  /** The ticker's channel prefix ({@link RedisKeys.channelPrefix}); the resolution completes it. */
+  channelPrefix: string
+  /** When the batch was accepted (epoch ms), carried by each change event. */
+  acceptedAt?: number | undefined
+}
+
 /**
  * Plans lua/fold.lua for items of one ticker, each id at most once and believed unseen:
  * buckets and retention come from the domain's `groupByBucket`, and each bucket's items
- * are pre-aggregated so the script merges one partial aggregate per bucket.
+ * are pre-aggregated so the script merges one partial aggregate per bucket. With
+ * `publish`, the script publishes every bucket it changes (see lua/fold.lua).
  */
-export function planFold (keys: RedisKeys, ticker: string, fresh: readonly ScoredItem[], options: { now: number, mark?: JournalMark, dedupeWindowMs: number }): ScriptCall {
+export function planFold (
+  keys: RedisKeys,
+  ticker: string,
+  fresh: readonly ScoredItem[],
+  options: { now: number, dedupeWindowMs: number, term?: TermGrant | undefined, publish?: FoldPublication | undefined }
+): ScriptCall {
   const { now } = options
   const groups = [...groupByBucket(fresh, now).values()]
   const refs = groups.map((g) => g.ref)
@@ -58,8 +76,7 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
   const slices = dedupeSlices(now, options.dedupeWindowMs)
   const earlier = slices.checked.filter((slice) => slice !== slices.current)
   const args: Array<string | Buffer> = [
-    String(slices.currentExpiresAt), options.mark === undefined ? '' : String(options.mark.seq), options.mark?.epoch ?? '',
-    String(refs.length), String(indexKeys.length), String(fresh.length), String(earlier.length)
+    String(slices.currentExpiresAt), String(refs.length), String(indexKeys.length), String(fresh.length), String(earlier.length)
   ]
   for (const resolution of resolutions) args.push(String(indexTtlMs(resolution)), String(indexTrimBefore(resolution, now)))
   groups.forEach((group, i) => {
@@ -68,11 +85,15 @@ export function planFold (keys: RedisKeys, ticker: string, fresh: readonly Score
     args.push(dirtyMember(group.ref), String(bucketTtlMs(group.ref, now)), String(pos[i]), String(group.ref.start), ...encodeAggregate(delta))
   })
   for (const item of fresh) args.push(dedupeFingerprint(ticker, item.id))
-  args.push(String(MAX_SOURCES))
+  args.push(String(MAX_SOURCES), options.term?.run ?? '', options.term === undefined ? '' : String(options.term.term))
+  const { publish } = options
+  args.push(ticker, publish?.command ?? '', publish?.channelPrefix ?? '', publish?.acceptedAt === undefined ? '' : numberText(publish.acceptedAt))
+  // A fault test's clock skew for this ticker's Redis (0 unless armed).
+  args.push(String(faultSkew(`hot.clock.${ticker}`)))
   return {
     keys: [
       keys.seenSlice(ticker, slices.current), keys.dirty(ticker), ...refs.map((r) => keys.bucket(r)), ...indexKeys,
-      ...earlier.map((slice) => keys.seenSlice(ticker, slice))
+      ...earlier.map((slice) => keys.seenSlice(ticker, slice)), keys.dirtyGen(ticker), keys.position(ticker)
     ],
     args,
     refs
@@ -84,7 +105,10 @@ export type FoldReply =
   /** 1-based positions, among the planned items, of those already seen. */
   | { kind: 'dup', positions: number[] }
   | { kind: 'load', refs: BucketRef[] }
-  | { kind: 'ok', changed: Bucket[] }
+  /** The ticker needs a term for this Redis run (see lua/fold.lua). */
+  | { kind: 'term', run: string }
+  /** `gen`: the ticker's new dirty-gen when its dirty set was empty before, else 0. */
+  | { kind: 'ok', changed: Bucket[], gen: number }
 
 function refAt (refs: readonly BucketRef[], oneBased: unknown): BucketRef {
   const ref = refs[Number(oneBased) - 1]
@@ -98,14 +122,16 @@ export function parseFoldReply (reply: unknown, refs: readonly BucketRef[]): Fol
   const [kind, ...rest] = reply as unknown[]
   if (kind === 'dup') return { kind, positions: rest.map(Number) }
   if (kind === 'load') return { kind, refs: rest.map((i) => refAt(refs, i)) }
+  if (kind === 'term') return { kind, run: String(rest[0]) }
   if (kind !== 'ok') throw new Error(`fold script returned ${String(kind)}`)
-  const changed = rest.map((entry) => {
+  const [gen, ...states] = rest
+  const changed = states.map((entry) => {
     const [index, ...values] = entry as string[]
     const bucket = decodeBucket(refAt(refs, index), values)
     if (bucket === undefined) throw new Error('fold script returned an empty bucket')
     return bucket
   })
-  return { kind, changed }
+  return { kind, changed, gen: Number(gen) }
 }
 
 /**
@@ -121,5 +147,6 @@ export function planSeed (keys: RedisKeys, refs: readonly BucketRef[], found: Re
     const bucket = found.get(keys.bucket(ref))
     args.push(String(pos[i]), numberText(ref.start), String(bucketTtlMs(ref, now)), ...(bucket === undefined ? empty : encodeBucket(bucket)))
   })
-  return { keys: [...refs.map((r) => keys.bucket(r)), ...indexKeys], args, refs: refs.slice() }
+  const ticker = refs[0]?.ticker ?? ''
+  return { keys: [...refs.map((r) => keys.bucket(r)), ...indexKeys, keys.position(ticker)], args, refs: refs.slice() }
 }

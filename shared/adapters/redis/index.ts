@@ -5,7 +5,7 @@ import { RedisHotState } from './redis-hot-state.js'
 import { type RepeatableJob, type RepeatableRun, scheduleRepeatable } from './repeatable-job.js'
 
 export { BullmqIngestQueue, type IngestDurability, ingestShardOf, ingestShardPrefix, ReplicaNotConfirmedError } from './bullmq-queue.js'
-export { openRedis, type RedisClient, type RedisClusterOptions, type RedisTarget } from './connection.js'
+export { closeConnection, openRedis, type RedisClient, type RedisClusterOptions, type RedisTarget } from './connection.js'
 export { RedisBus } from './redis-bus.js'
 export { RedisHotState } from './redis-hot-state.js'
 export { RedisKeys } from './keys.js'

@@ -1,4 +1,5 @@
-import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js'
+import { type BucketRef, type SeriesKey } from '../../timeseries/keys.js'
+import { type Resolution, isResolution } from '../../timeseries/resolutions.js'
 
 /**
  * Redis key layout of one environment. Every key of a ticker carries the hash tag
@@ -13,9 +14,28 @@ import type { BucketRef, Resolution, SeriesKey } from '../../timeseries/index.js
  *   when they became dirty
  * - `pulse:<env>:{AAPL}:written` sorted set of recently written bucket members, scored by
  *   when they were written (the flush cadence)
- * - `pulse:<env>:tickers` set of tickers that may have dirty buckets (read outside scripts,
- *   so it needs no hash tag)
+ * - `pulse:<env>:{AAPL}:dirty-gen` how many times the ticker's dirty set went from empty
+ *   to non-empty: the token that keeps the dirty-tickers index right without a
+ *   cross-slot script
+ * - `pulse:<env>:{AAPL}:position` hash of the ticker's position: the Redis `run` it belongs to,
+ *   its `term` and its `count` (see shared/timeseries/revision.ts); each fold pushes its expiry
+ *   out to the latest of the buckets it writes, so it lives as long as the ticker's buckets and
+ *   goes with the last of them (a lost one would only cost a new term)
+ * - `pulse:<env>:dirty-tickers` sorted set of the tickers with dirty buckets, scored by their
+ *   dirty-gen: a flush reads it instead of asking every ticker. Written only when a
+ *   ticker's dirty set becomes non-empty (not on every fold), so it is no hot key; a flush
+ *   removes a ticker it found clean only while its score still is the gen it found clean at
+ * - `pulse:<env>:tickers` set of every ticker that ever had dirty buckets (written with the
+ *   index), read once per process to repair the index after a crash between a fold and
+ *   its index write
+ * - `pulse:<env>:open-buckets` sorted set of `TICKER:5m:<start>` of buckets that folds
+ *   touched, scored by their end: the finalizer reads the ended window from it instead of
+ *   asking every ticker, and trims what it finalized
  * - `pulse:<env>:finalized-to` end of the last window the finalizer covered (epoch ms)
+ * - `pulse:<env>:{ticker-registry}:tickers` hash of the ticker registry: ticker →
+ *   `state:seq:changedAt` (see lua/ticker-registry.lua)
+ * - `pulse:<env>:{ticker-registry}:changes` counter of the registry's changes, polled by
+ *   every process (same hash tag as the hash, so one script updates both)
  * - `pulse:<env>:ch:AAPL#5m` pub/sub channel of a series on a single node (PUBLISH/SUBSCRIBE)
  * - `pulse:<env>:{AAPL}:ch:AAPL#5m` sharded pub/sub channel of a series on a cluster
  *   (SPUBLISH/SSUBSCRIBE): the hash tag keeps its messages on the shard that owns the series
@@ -29,7 +49,12 @@ export class RedisKeys {
   }
 
   bucket (ref: BucketRef): string {
-    return `${this.#tag(ref.ticker)}:b:${ref.resolution}:${ref.start}`
+    return `${this.bucketPrefix(ref.ticker, ref.resolution)}${ref.start}`
+  }
+
+  /** The keys of a series' buckets are this followed by their start. */
+  bucketPrefix (ticker: string, resolution: Resolution): string {
+    return `${this.#tag(ticker)}:b:${resolution}:`
   }
 
   index (ticker: string, resolution: Resolution): string {
@@ -48,8 +73,32 @@ export class RedisKeys {
     return `${this.#tag(ticker)}:written`
   }
 
+  dirtyGen (ticker: string): string {
+    return `${this.#tag(ticker)}:dirty-gen`
+  }
+
+  position (ticker: string): string {
+    return `${this.#tag(ticker)}:position`
+  }
+
   tickers (): string {
     return `${this.#prefix}:tickers`
+  }
+
+  tickerRegistry (): string {
+    return `${this.#prefix}:{ticker-registry}:tickers`
+  }
+
+  tickerRegistryChanges (): string {
+    return `${this.#prefix}:{ticker-registry}:changes`
+  }
+
+  dirtyTickers (): string {
+    return `${this.#prefix}:dirty-tickers`
+  }
+
+  openBuckets (): string {
+    return `${this.#prefix}:open-buckets`
   }
 
   finalizedTo (): string {
@@ -57,24 +106,36 @@ export class RedisKeys {
   }
 
   channel (series: SeriesKey): string {
-    return `${this.#prefix}:ch:${series}`
+    return `${this.channelPrefix(series.slice(0, series.indexOf('#')), false)}${series.slice(series.indexOf('#') + 1)}`
   }
 
   shardChannel (series: SeriesKey): string {
-    return `${this.#tag(series.slice(0, series.indexOf('#')))}:ch:${series}`
+    return `${this.channelPrefix(series.slice(0, series.indexOf('#')), true)}${series.slice(series.indexOf('#') + 1)}`
   }
 
-  /** The series a channel name (either kind) belongs to, or `undefined` for another prefix. */
-  seriesOfChannel (channel: string): string | undefined {
-    const head = `${this.#prefix}:ch:`
-    if (channel.startsWith(head)) return channel.slice(head.length)
-    const sharded = /^\{[^{}]*\}:ch:/.exec(channel.startsWith(`${this.#prefix}:`) ? channel.slice(this.#prefix.length + 1) : '')
-    return sharded === null ? undefined : channel.slice(this.#prefix.length + 1 + sharded[0].length)
+  /**
+   * What a ticker's series channels start with, up to the resolution: `pulse:<env>:ch:AAPL#`,
+   * or sharded `pulse:<env>:{AAPL}:ch:AAPL#` (the fold script appends the resolution).
+   */
+  channelPrefix (ticker: string, sharded: boolean): string {
+    return `${sharded ? this.#tag(ticker) : this.#prefix}:ch:${ticker}#`
   }
 
   #tag (ticker: string): string {
     return `${this.#prefix}:{${ticker}}`
   }
+}
+
+/** Member of the open-buckets index: `AAPL:5m:<start>`. */
+export function openMember (ref: BucketRef): string {
+  return `${ref.ticker}:${ref.resolution}:${ref.start}`
+}
+
+/** The bucket an open-buckets member names, or undefined when it is malformed. */
+export function parseOpenMember (member: string): BucketRef | undefined {
+  const [ticker, resolution, start] = member.split(':')
+  if (ticker === undefined || resolution === undefined || start === undefined || !isResolution(resolution)) return undefined
+  return { ticker, resolution, start: Number(start) }
 }
 
 /** Member of a ticker's dirty set: `5m:<start>`. */

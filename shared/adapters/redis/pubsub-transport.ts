@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis'
-import type { SeriesKey } from '../../timeseries/index.js'
+import type { SeriesKey } from '../../timeseries/keys.js'
 import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisTarget } from './connection.js'
 import { RedisKeys } from './keys.js'
 
@@ -7,9 +7,8 @@ import { RedisKeys } from './keys.js'
  * How series messages travel through Redis, on one publishing and one subscribing
  * connection. Two kinds, picked by {@link openPubSub}:
  *
- * - single node: classic PUBLISH/SUBSCRIBE on `pulse:<env>:ch:TICKER#res`. It works on every
- *   Redis version, and the channel names stay those earlier Pulse versions used, so a
- *   rolling upgrade keeps live updates flowing.
+ * - single node: classic PUBLISH/SUBSCRIBE on `pulse:<env>:ch:TICKER#res`, which works on
+ *   every Redis version.
  * - cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis ≥ 7) on
  *   `pulse:<env>:{TICKER}:ch:TICKER#res`. Classic pub/sub on a cluster broadcasts every
  *   message to every node over the cluster bus, so its cost grows with the cluster; a
@@ -32,6 +31,8 @@ export interface PubSubTransport {
    * messages published in between were missed.
    */
   onResubscribed (listener: () => void): void
+  /** Called as soon as the subscribing side lost a connection: messages may be missed until it is resubscribed. */
+  onLost (listener: () => void): void
   /** Called on each reconnection attempt of the publishing or the subscribing connection (metrics). */
   onReconnecting (listener: (connection: 'pub' | 'sub') => void): void
   /** True when the subscribing connection can receive. */
@@ -104,6 +105,10 @@ class NodePubSub extends TwoConnections<Redis> implements PubSubTransport {
     this.sub.on('message', listener)
   }
 
+  onLost (listener: () => void): void {
+    this.sub.on('close', listener)
+  }
+
   onResubscribed (listener: () => void): void {
     // ioredis emits `ready` before it re-sends the SUBSCRIBEs, on the same connection; a
     // PING sent after them answers once Redis has applied them, so a listener that reads
@@ -126,6 +131,8 @@ class NodePubSub extends TwoConnections<Redis> implements PubSubTransport {
 /** SPUBLISH/SSUBSCRIBE on a Redis Cluster, each channel on the shard of its hash tag. */
 class ShardedPubSub extends TwoConnections<Cluster> implements PubSubTransport {
   readonly #keys: RedisKeys
+  /** Channels this transport was asked to hold, to confirm them again after a shard dropped. */
+  readonly #subscribed = new Set<string>()
 
   constructor (target: RedisTarget, env: string, onError: (error: unknown) => void) {
     super(openRedis(target), openRedis(target, { shardedSubscribers: true }) as Cluster, onError)
@@ -143,10 +150,12 @@ class ShardedPubSub extends TwoConnections<Cluster> implements PubSubTransport {
   }
 
   async subscribe (channel: string): Promise<void> {
+    this.#subscribed.add(channel)
     await this.sub.ssubscribe(channel)
   }
 
   async unsubscribe (channel: string): Promise<void> {
+    this.#subscribed.delete(channel)
     await this.sub.sunsubscribe(channel)
   }
 
@@ -154,16 +163,36 @@ class ShardedPubSub extends TwoConnections<Cluster> implements PubSubTransport {
     this.sub.on('smessage', listener)
   }
 
+  onLost (listener: () => void): void {
+    this.sub.on('-subscriber', listener)
+  }
+
   onResubscribed (listener: () => void): void {
     // ioredis drops a shard subscriber whose connection ended (`-subscriber`), opens a new
-    // one and, once it is started, sends SSUBSCRIBE again and emits `subscribersReady`
-    // (also at start and when slots move, which lose nothing).
+    // one and emits `subscribersReady` once it has *sent* SSUBSCRIBE again (also at start
+    // and when slots move, which lose nothing) — before Redis applied it. A listener that
+    // read the hot state then could miss a message published in between, so the channels
+    // are subscribed once more here and the listener runs when every reply is in. A shard
+    // that does not answer is tried again until it does (or drops again, which signals anew).
     let lost = false
+    let round = 0
     this.sub.on('-subscriber', () => { lost = true })
     this.sub.on('subscribersReady', () => {
       if (!lost) return
       lost = false
-      listener()
+      const mine = ++round
+      const confirm = async (attempt: number): Promise<void> => {
+        try {
+          await Promise.all([...this.#subscribed].map(async (channel) => await this.sub.ssubscribe(channel)))
+        } catch {
+          if (mine !== round || lost) return
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)).unref())
+          if (mine === round && !lost) await confirm(attempt + 1)
+          return
+        }
+        if (mine === round && !lost) listener()
+      }
+      confirm(0).catch(() => {})
     })
   }
 }

@@ -1,5 +1,6 @@
-import type { BucketEvent, BucketListener, Bus, ResyncListener, Unsubscribe } from '../../ports/index.js'
-import { type SeriesKey, seriesKey } from '../../timeseries/index.js'
+import type { BucketEvent, BucketListener, Bus, LossListener, ResyncListener, Unsubscribe } from '../../ports/bus.js'
+import { type SeriesKey, seriesKey } from '../../timeseries/keys.js'
+import { decodeBusMessage, encodeBusMessage } from './bus-message.js'
 import type { RedisClusterOptions } from './connection.js'
 import { openPubSub, type PubSubTransport } from './pubsub-transport.js'
 
@@ -20,6 +21,23 @@ interface Channel {
 }
 
 /**
+ * The event a message carries, decoded with the bucket codec (see bus-message.ts). Not
+ * validated here: listeners validate what they receive (see BucketListener). A message in
+ * the JSON object form that versions before the wire format published (a worker not yet
+ * upgraded) reaches them parsed, and anything else as its text, so that they check and
+ * count it too.
+ */
+function readMessage (message: string): BucketEvent {
+  const event = decodeBusMessage(message)
+  if (event !== undefined) return event
+  try {
+    const parsed: unknown = JSON.parse(message)
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as BucketEvent
+  } catch {}
+  return message as unknown as BucketEvent
+}
+
+/**
  * Pub/sub over Redis (see {@link PubSubTransport}: classic on a single node, sharded on a
  * cluster): one connection publishes, a dedicated one subscribes. Channels are
  * reference-counted per series; ioredis re-subscribes every channel after a reconnect, and
@@ -30,25 +48,34 @@ export class RedisBus implements Bus {
   readonly #channels = new Map<string, Channel>()
   readonly #onError: (error: unknown) => void
   readonly #resyncListeners = new Set<ResyncListener>()
+  readonly #lossListeners = new Set<LossListener>()
 
   constructor (options: RedisBusOptions) {
     this.#onError = options.onError ?? (() => {})
     this.#transport = openPubSub(options, options.env, this.#onError)
     this.#transport.onMessage((channel, message) => this.#deliver(channel, message))
-    this.#transport.onResubscribed(() => {
-      for (const listener of this.#resyncListeners) {
-        try {
-          listener()
-        } catch (error) {
-          this.#onError(error)
-        }
+    this.#transport.onResubscribed(() => this.#tell(this.#resyncListeners))
+    this.#transport.onLost(() => this.#tell(this.#lossListeners))
+  }
+
+  #tell (listeners: ReadonlySet<() => void>): void {
+    for (const listener of listeners) {
+      try {
+        listener()
+      } catch (error) {
+        this.#onError(error)
       }
-    })
+    }
   }
 
   onResync (listener: ResyncListener): () => void {
     this.#resyncListeners.add(listener)
     return () => { this.#resyncListeners.delete(listener) }
+  }
+
+  onLoss (listener: LossListener): () => void {
+    this.#lossListeners.add(listener)
+    return () => { this.#lossListeners.delete(listener) }
   }
 
   /** Calls `listener` on each reconnection attempt of the publishing or the subscribing connection (metrics). */
@@ -60,7 +87,7 @@ export class RedisBus implements Bus {
     if (events.length === 0) return
     await this.#transport.publish(events.map((event) => [
       this.#transport.channel(seriesKey(event.bucket.ticker, event.bucket.resolution)),
-      JSON.stringify(event)
+      encodeBusMessage(event)
     ] as const))
   }
 
@@ -117,14 +144,7 @@ export class RedisBus implements Bus {
   #deliver (name: string, message: string): void {
     const channel = this.#channels.get(name)
     if (channel === undefined) return
-    // Not checked here: listeners validate what they receive (see BucketListener), and a
-    // message that is not JSON reaches them as its text so that they count it too.
-    let event: BucketEvent
-    try {
-      event = JSON.parse(message) as BucketEvent
-    } catch {
-      event = message as unknown as BucketEvent
-    }
+    const event = readMessage(message)
     for (const listener of channel.listeners) {
       try {
         listener(event)

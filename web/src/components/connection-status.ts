@@ -1,15 +1,16 @@
 import { css, html, LitElement } from 'lit'
 import { customElement, property } from 'lit/decorators.js'
-import type { ConnectionState } from '../stream/stream-controller.js'
+import type { ConnectionState } from '../../client/src/index.js'
 import { formatAge } from '../util/format.js'
 import { base } from './theme.js'
 
 const TEXT: Readonly<Record<ConnectionState, { icon: string, label: string }>> = {
   connecting: { icon: '◌', label: 'Connecting…' },
   live: { icon: '●', label: 'Live' },
-  sse: { icon: '●', label: 'Live · SSE fallback' },
+  fallback: { icon: '●', label: 'Live · SSE fallback' },
   reconnecting: { icon: '◐', label: 'Reconnecting…' },
-  offline: { icon: '○', label: 'Offline' }
+  offline: { icon: '○', label: 'Offline' },
+  closed: { icon: '○', label: 'Closed' }
 }
 
 /**
@@ -32,9 +33,9 @@ export class ConnectionStatus extends LitElement {
       white-space: nowrap;
     }
     .icon { font-size: 0.9rem; line-height: 1; }
-    :host([data-state='live']) .icon, :host([data-state='sse']) .icon { color: var(--up); animation: pulse 2s ease-in-out infinite; }
+    :host([data-state='live']) .icon, :host([data-state='fallback']) .icon { color: var(--up); animation: pulse 2s ease-in-out infinite; }
     :host([data-state='reconnecting']) .icon, :host([data-state='connecting']) .icon { color: var(--down); }
-    :host([data-state='offline']) .icon { color: var(--neutral); }
+    :host([data-state='offline']) .icon, :host([data-state='closed']) .icon { color: var(--neutral); }
     .age { color: var(--muted); }
     @keyframes pulse { 50% { opacity: 0.35; } }
     @media (prefers-reduced-motion: reduce) { .icon { animation: none !important; } }
@@ -48,7 +49,7 @@ export class ConnectionStatus extends LitElement {
   override connectedCallback (): void {
     super.connectedCallback()
     this.timer = setInterval(() => {
-      if (this.state !== 'live' && this.state !== 'sse') this.requestUpdate()
+      if (this.state !== 'live' && this.state !== 'fallback') this.requestUpdate()
     }, 1000)
   }
 
@@ -59,7 +60,7 @@ export class ConnectionStatus extends LitElement {
 
   override render (): unknown {
     const { icon, label } = TEXT[this.state]
-    const showAge = this.state !== 'live' && this.state !== 'sse' && this.dataAt > 0
+    const showAge = this.state !== 'live' && this.state !== 'fallback' && this.dataAt > 0
     const age = showAge ? formatAge(Math.max(0, Date.now() - this.dataAt)) : ''
     return html`<span class="pill" role="status">
       <span class="icon" aria-hidden="true">${icon}</span>

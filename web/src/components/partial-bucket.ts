@@ -72,7 +72,7 @@ export class PartialBucket extends LitElement {
             <div><dt>Low</dt><dd>${formatScore(b.low)}</dd></div>
             <div><dt>Close</dt><dd>${formatScore(b.close)}</dd></div>
           </dl>
-          <div class="sources">Sources: ${b.sources.join(', ')}</div>`}
+          <div class="sources">Sources: ${b.sources.join(', ')}${b.sources_truncated ? ' (the first 64)' : ''}</div>`}
     `
   }
 }

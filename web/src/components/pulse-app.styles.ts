@@ -27,6 +27,12 @@ export const appStyles = css`
   .side { grid-area: side; display: flex; flex-direction: column; gap: 14px; }
   .side .panel { padding: 0.9rem 1rem; }
   .toolbar { display: flex; justify-content: space-between; align-items: center; gap: 0.8rem; flex-wrap: wrap; margin-bottom: 0.6rem; }
+  .actions { display: flex; align-items: center; gap: 0.6rem; flex-wrap: wrap; }
+  .download {
+    color: var(--text); font-size: 0.85rem; text-decoration: none; white-space: nowrap;
+    border: 1px solid var(--border); border-radius: 6px; padding: 0.3rem 0.65rem;
+  }
+  .download:hover, .download:focus-visible { border-color: var(--up); }
   .title { display: flex; align-items: baseline; gap: 0.7rem; flex-wrap: wrap; }
   .symbol { margin: 0; font-size: 1.6rem; }
   .headline { font-size: 1.25rem; font-weight: 700; }

@@ -1,14 +1,16 @@
 import { html, LitElement } from 'lit'
 import { customElement, query, state } from 'lit/decorators.js'
+import { Backoff, connect, type PulseClient, type Subscription } from '../../client/src/index.js'
+import { PulseController } from '../../client/src/lit.js'
+import { observedFetch } from '../store/api.js'
+import { ReaderToken } from '../store/reader-token.js'
 import { pulseMetrics, startSwitch, type SwitchMetric } from '../store/metrics.js'
-import { type BucketEvent, isResolution, MAX_SUBSCRIPTIONS, type Resolution, RESOLUTIONS, seriesKey } from '../store/model.js'
+import { type Bucket, MAX_SUBSCRIPTIONS, type Resolution, RESOLUTIONS, seriesKey } from '../store/model.js'
 import { PulseData, type SeriesChange } from '../store/pulse-data.js'
 import { currentBucket, latestPair } from '../store/series-store.js'
 import { loadUiState, saveUiState } from '../store/ui-state.js'
-import { StreamController } from '../stream/stream-controller.js'
-import type { StreamMessage } from '../stream/transport.js'
-import { Backoff } from '../util/backoff.js'
 import { directionOf } from '../util/direction.js'
+import { exportUrl } from '../util/export-url.js'
 import { formatScore } from '../util/format.js'
 import { FrameBatcher } from '../util/frame-batcher.js'
 import './connection-status.js'
@@ -31,11 +33,14 @@ const OVERVIEW_RESOLUTION: Resolution = '1m'
 const VISIBLE_DEBOUNCE_MS = 250
 /** 1m buckets drawn in a row's sparkline. */
 const SPARK_BUCKETS = 30
+/** How often the ticker list is read again, to follow tickers added and retired at run time. */
+const TICKER_LIST_REFRESH_MS = 10_000
 
 /**
- * The dashboard shell: owns the selection, the data and the stream, and hands each
- * component what it shows. Live events are applied once per animation frame; the chart
- * is fed imperatively, everything else re-renders at most once per frame.
+ * The dashboard shell: owns the selection, the data and the Pulse client, and hands each
+ * component what it shows. The client carries the streams (transport, fallback,
+ * reconnection, resume, merge); its bucket states are applied once per animation frame;
+ * the chart is fed imperatively, everything else re-renders at most once per frame.
  */
 @customElement('pulse-app')
 export class PulseApp extends LitElement {
@@ -48,24 +53,26 @@ export class PulseApp extends LitElement {
   @state() private listRevision = 0
   @query('pulse-sentiment-chart') private chart!: SentimentChart
 
-  private readonly data = new PulseData({ base: location.origin, onChange: (changes) => this.onChanges(changes) })
-  private readonly events = new FrameBatcher<BucketEvent>((events) => this.data.applyEvents(events))
-  private readonly stream = new StreamController(this, {
-    base: new URL(location.origin),
-    subscription: () => ({ series: this.watchedSeries() }),
-    maxSubscriptions: MAX_SUBSCRIPTIONS,
-    onMessage: (message) => this.onMessage(message),
-    onConnected: () => this.onConnected()
-  })
+  /** The read credential, where the gateway's reads need one; asked for on a refusal. */
+  private readonly readerToken = new ReaderToken()
+  private readonly client: PulseClient = connect({ url: location.origin, fetch: observedFetch, token: () => this.readerToken.current() })
+  /** The connection state, re-rendering the shell when it changes. */
+  private readonly connection = new PulseController(this, this.client)
+  private readonly data = new PulseData({ client: this.client, onChange: (changes) => this.onChanges(changes) })
+  private readonly events = new FrameBatcher<Bucket>((buckets) => this.data.applyBuckets(buckets))
+  /** The selected ticker at every resolution, so any switch is live at once. */
+  private selectedSub: Subscription | undefined
+  /** The overview resolution of each row on screen. */
+  private readonly rowSubs = new Map<string, Subscription>()
 
   /** Tickers whose rows are on screen (after the scroll settled). */
   private visible: string[] = []
   private visibleTimer: ReturnType<typeof setTimeout> | undefined
   private renderScheduled = false
   private listDirty = false
-  private connections = 0
   private switchToken = 0
   private readonly bootStart = performance.now()
+  private tickerListTimer: ReturnType<typeof setInterval> | undefined
 
   override connectedCallback (): void {
     super.connectedCallback()
@@ -76,11 +83,15 @@ export class PulseApp extends LitElement {
     window.addEventListener('keydown', this.onGlobalKey)
     document.addEventListener('visibilitychange', this.onHide)
     window.addEventListener('pagehide', this.onHide)
+    // A stream refused for its token (expired, revoked): ask for another; the client's next attempt uses it.
+    this.client.on('error', (err) => { this.readerToken.refused(err.code) })
     this.boot().catch((err: unknown) => console.error('Pulse: start failed', err))
   }
 
   override disconnectedCallback (): void {
     super.disconnectedCallback()
+    clearInterval(this.tickerListTimer)
+    this.client.close()
     window.removeEventListener('keydown', this.onGlobalKey)
     document.removeEventListener('visibilitychange', this.onHide)
     window.removeEventListener('pagehide', this.onHide)
@@ -96,27 +107,69 @@ export class PulseApp extends LitElement {
     this.tickers = tickers
     if (this.ticker === undefined || !tickers.includes(this.ticker)) this.ticker = tickers[0]
     this.saveUi()
-    this.stream.start()
+    this.tickerListTimer ??= setInterval(() => { this.followTickerList().catch(() => {}) }, TICKER_LIST_REFRESH_MS)
     const ticker = this.ticker
     if (ticker === undefined) return
-    await this.data.revalidate(ticker, this.resolution)
-    this.drawSelected('network')
-    await this.prefetchSelected()
+    this.watchSelected()
+    await this.data.loadCachedAll(RESOLUTIONS.map((r) => [ticker, r] as const))
   }
 
   /**
-   * What the stream watches: the selected ticker at every resolution (any switch is live at
-   * once) and the overview resolution of the rows on screen, never more than the gateway
-   * allows one connection; rows beyond that stay as last fetched.
+   * Watches the selected ticker at every resolution, its whole history first: the client
+   * hands out the snapshot, then every change, across reconnections (resumed, or read
+   * afresh when a series was not recovered).
    */
-  private watchedSeries (): string[] {
-    const series = new Set<string>()
-    if (this.ticker !== undefined) for (const r of RESOLUTIONS) series.add(seriesKey(this.ticker, r))
+  private watchSelected (): void {
+    this.selectedSub?.close()
+    const ticker = this.ticker
+    if (ticker === undefined) return
+    const sub = this.client.subscribe(ticker, RESOLUTIONS, this.onBucket)
+    sub.on('snapshot', (t, resolution) => {
+      // The snapshot's buckets are in the frame batcher: into memory first, then kept as a whole history.
+      this.events.flushNow()
+      this.data.markHistory(t, resolution)
+      if (resolution === this.resolution && t === this.ticker) this.drawSelected('network')
+    })
+    sub.on('error', (err) => console.warn(`Pulse: cannot watch ${ticker}`, err))
+    this.selectedSub = sub
+    this.countSubscriptions()
+  }
+
+  /**
+   * Watches the overview resolution of the rows on screen (live states only: the overview
+   * window is read through the throttle), never past the gateway's limit per connection
+   * with the selected ticker's eight; rows beyond that stay as last fetched.
+   */
+  private watchRows (): void {
+    const wanted = new Set<string>()
     for (const ticker of this.visible) {
-      if (series.size >= MAX_SUBSCRIPTIONS) break
-      series.add(seriesKey(ticker, OVERVIEW_RESOLUTION))
+      if (wanted.size + RESOLUTIONS.length >= MAX_SUBSCRIPTIONS) break
+      if (ticker !== this.ticker) wanted.add(ticker)
     }
-    return [...series]
+    for (const [ticker, sub] of this.rowSubs) {
+      if (wanted.has(ticker)) continue
+      sub.close()
+      this.rowSubs.delete(ticker)
+    }
+    for (const ticker of wanted) {
+      if (this.rowSubs.has(ticker)) continue
+      const sub = this.client.subscribe(ticker, OVERVIEW_RESOLUTION, this.onBucket, { snapshot: false })
+      sub.on('error', (err) => console.warn(`Pulse: cannot watch ${ticker}`, err))
+      this.rowSubs.set(ticker, sub)
+    }
+    this.countSubscriptions()
+  }
+
+  private countSubscriptions (): void {
+    const metrics = pulseMetrics()
+    metrics.subscriptions = this.client.watching
+    metrics.maxSubscriptions = Math.max(metrics.maxSubscriptions, metrics.subscriptions)
+  }
+
+  /** Every new state of a watched bucket, the snapshots' first: applied once per frame. */
+  private readonly onBucket = (bucket: Bucket): void => {
+    pulseMetrics().events++
+    this.events.push(`${bucket.ticker}#${bucket.resolution}@${bucket.timestamp}`, bucket)
   }
 
   /** The rows on screen changed: once scrolling settles, watch them and fetch their overview. */
@@ -124,56 +177,42 @@ export class PulseApp extends LitElement {
     clearTimeout(this.visibleTimer)
     this.visibleTimer = setTimeout(() => {
       this.visible = tickers
-      this.stream.resubscribe()
+      this.watchRows()
       // A row scrolled away before its turn is dropped from the queue unsent.
       for (const ticker of tickers) this.data.overview(ticker, () => this.visible.includes(ticker)).catch(() => {})
     }, VISIBLE_DEBOUNCE_MS)
   }
 
   /** The ticker list, retried with backoff while the server is away (cached data stays on screen). */
+  /**
+   * Re-reads the ticker list, so tickers added and retired at run time (the admin API)
+   * appear and leave without a reload. A selected ticker that was retired stays on screen:
+   * its history is still readable.
+   */
+  private async followTickerList (): Promise<void> {
+    if (document.visibilityState === 'hidden') return
+    const tickers = await this.data.loadTickers('low')
+    if (tickers.length === this.tickers.length && tickers.every((ticker, i) => ticker === this.tickers[i])) return
+    this.tickers = tickers
+    if (this.ticker === undefined && tickers[0] !== undefined) {
+      this.ticker = tickers[0]
+      this.watchSelected()
+    }
+    this.saveUi()
+  }
+
   private async loadTickers (): Promise<string[]> {
     const backoff = new Backoff({ baseMs: 500, capMs: 20_000 })
     for (;;) {
       try {
         return await this.data.loadTickers()
       } catch (err) {
+        // Reads need a token: ask for one, and try again at once with it.
+        if (this.readerToken.refused((err as { code?: string }).code)) continue
         console.warn('Pulse: ticker list unavailable, retrying', err)
         await new Promise((resolve) => setTimeout(resolve, backoff.next()))
       }
     }
-  }
-
-  /** All eight resolutions of the selected ticker in memory, so any switch is instant. */
-  private async prefetchSelected (): Promise<void> {
-    const ticker = this.ticker
-    if (ticker === undefined) return
-    await this.data.prefetch(RESOLUTIONS.map((r) => [ticker, r] as const))
-  }
-
-  private onMessage (message: StreamMessage): void {
-    if (message.type === 'subscribed' && typeof message.subscriptions === 'number') {
-      const metrics = pulseMetrics()
-      metrics.subscriptions = message.subscriptions
-      metrics.maxSubscriptions = Math.max(metrics.maxSubscriptions, message.subscriptions)
-      // A change published before the gateway had the subscription reached no one: read the series on screen again.
-      const tickers = message.tickers
-      if (message.op === 'subscribe' && this.ticker !== undefined && Array.isArray(tickers) && tickers.includes(this.ticker)) {
-        this.data.revalidate(this.ticker, this.resolution).catch(() => {})
-      }
-    } else if (message.type === 'partial_bucket' || message.type === 'bucket_update') {
-      const event = message as BucketEvent
-      if (event.bucket === undefined || !isResolution(event.bucket.resolution)) return
-      pulseMetrics().events++
-      this.events.push(`${event.bucket.ticker}#${event.bucket.resolution}@${event.bucket.timestamp}`, event)
-    } else if (message.type === 'error') {
-      console.warn('Pulse: stream error', message)
-    }
-  }
-
-  private onConnected (): void {
-    this.connections++
-    // After a gap, reconcile what is on screen with the server as well as resuming the stream.
-    if (this.connections > 1) this.prefetchSelected().catch(() => {})
   }
 
   private onChanges (changes: readonly SeriesChange[]): void {
@@ -233,22 +272,17 @@ export class PulseApp extends LitElement {
       this.drawSelected(undefined)
     }
     await this.updateComplete
-    const metric = done(source)
-    this.data.revalidate(ticker, resolution, 10_000).catch(() => {})
-    return metric
+    return done(source)
   }
 
   async selectTicker (ticker: string): Promise<void> {
     if (ticker === this.ticker) return
     this.ticker = ticker
     this.saveUi()
-    this.stream.resubscribe()
-    if (!this.drawSelected(undefined)) {
-      if (await this.data.loadCached(ticker, this.resolution)) this.drawSelected(undefined)
-      else if ((await this.data.revalidate(ticker, this.resolution)) !== undefined) this.drawSelected(undefined)
-    }
-    this.data.revalidate(ticker, this.resolution, 10_000).catch(() => {})
-    await this.prefetchSelected()
+    this.watchSelected()
+    this.watchRows()
+    if (!this.drawSelected(undefined) && await this.data.loadCached(ticker, this.resolution)) this.drawSelected(undefined)
+    await this.data.loadCachedAll(RESOLUTIONS.map((r) => [ticker, r] as const))
   }
 
   private saveUi (): void {
@@ -299,6 +333,49 @@ export class PulseApp extends LitElement {
     ]
   }
 
+  /** Points the download link at the range on screen just before it is used (the chart scrolls without re-rendering the shell). */
+  private readonly aimDownload = (event: Event): void => {
+    if (this.ticker === undefined) return
+    (event.currentTarget as HTMLAnchorElement).href = exportUrl(this.ticker, this.resolution, this.chart?.visibleBars())
+  }
+
+  /**
+   * A click on "Download CSV": the link downloads by itself where reads are open; with a
+   * reader token the export is fetched with it (a link cannot carry the header, and a token
+   * in a URL ends up in logs) and saved from memory.
+   */
+  private readonly download = (event: Event): void => {
+    this.aimDownload(event)
+    const token = this.readerToken.current()
+    if (token === undefined) return
+    event.preventDefault()
+    this.downloadWithToken((event.currentTarget as HTMLAnchorElement).href, token).catch(() => {})
+  }
+
+  private async downloadWithToken (url: string, token: string): Promise<void> {
+    const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
+    if (!res.ok) {
+      const body = await res.json().catch(() => undefined) as { error?: { code?: string } } | undefined
+      this.readerToken.refused(body?.error?.code)
+      return
+    }
+    const name = /filename="?([^";]+)"?/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'pulse.csv'
+    const href = URL.createObjectURL(await res.blob())
+    const save = document.createElement('a')
+    save.href = href
+    save.download = name
+    save.click()
+    setTimeout(() => URL.revokeObjectURL(href), 60_000)
+  }
+
+  /** "Download CSV": the export of the selected series, aimed at the range on screen when used. */
+  private downloadLink (): unknown {
+    if (this.ticker === undefined) return ''
+    return html`<a class="download" download href=${exportUrl(this.ticker, this.resolution)}
+      title="The buckets on screen as CSV (the bucket in progress is left out)"
+      @pointerenter=${this.aimDownload} @focus=${this.aimDownload} @click=${this.download}>Download CSV</a>`
+  }
+
   override render (): unknown {
     pulseMetrics().renders++
     const series = this.ticker === undefined ? undefined : this.data.store.get(this.ticker, this.resolution)
@@ -312,7 +389,7 @@ export class PulseApp extends LitElement {
       <div class="shell">
         <header>
           <div class="brand"><span class="logo" aria-hidden="true">◆</span><h1>Pulse</h1><span class="tag">news sentiment, live</span></div>
-          <pulse-connection-status .state=${this.stream.state} .dataAt=${series?.freshAt ?? 0}></pulse-connection-status>
+          <pulse-connection-status .state=${this.connection.state} .dataAt=${series?.freshAt ?? 0}></pulse-connection-status>
         </header>
         <nav class="panel tickers" aria-label="Tickers">
           <h2 id="tickers-h">Tickers · latest ${OVERVIEW_RESOLUTION}</h2>
@@ -327,7 +404,10 @@ export class PulseApp extends LitElement {
               ${latest === undefined ? '' : html`<span class="headline ${latest.avg > 0.05 ? 'up' : latest.avg < -0.05 ? 'down' : 'flat'}">${formatScore(latest.avg)}</span>`}
               <span class="sub">sentiment score · ${this.resolution} buckets · UTC</span>
             </div>
-            <pulse-resolution-selector .value=${this.resolution} @resolution-select=${(e: CustomEvent<Resolution>) => { this.selectResolution(e.detail).catch(() => {}) }}></pulse-resolution-selector>
+            <div class="actions">
+              <pulse-resolution-selector .value=${this.resolution} @resolution-select=${(e: CustomEvent<Resolution>) => { this.selectResolution(e.detail).catch(() => {}) }}></pulse-resolution-selector>
+              ${this.downloadLink()}
+            </div>
           </div>
           <pulse-sentiment-chart .summary=${summary}></pulse-sentiment-chart>
           <p class="legend"><span class="up">▲ blue</span>: score closed higher than it opened · <span class="down">▼ orange</span>: lower · pale: bucket in progress · bars beneath: articles per bucket</p>

@@ -132,6 +132,13 @@ export class SentimentChart extends LitElement {
     this.requestUpdate()
   }
 
+  /** Bucket starts (epoch ms) of the first and last bar on screen; undefined while none is. */
+  visibleBars (): { first: number, last: number } | undefined {
+    const range = this.chart?.timeScale().getVisibleRange()
+    if (range === null || range === undefined) return undefined
+    return { first: Number(range.from) * 1000, last: Number(range.to) * 1000 }
+  }
+
   /** Draws one changed bucket of the series on screen. */
   live (key: string, bucket: Bucket): void {
     if (this.shown?.key !== key || this.candles === undefined || this.counts === undefined) return

@@ -1,35 +1,28 @@
-import type { Resolution, TickerSummary, TimeseriesResponse } from './model.js'
+import type { HistoryResponse, PulseClient, Resolution, TickerSummary } from '../../client/src/index.js'
 import { type Priority, RequestThrottle } from './request-throttle.js'
-
-/** A failed request, with the HTTP status when there was one. */
-export class ApiError extends Error {
-  constructor (message: string, readonly status?: number) {
-    super(message)
-  }
-}
 
 /** Every read this page makes goes through one throttle, so together they stay under the per-IP limit. */
 export const readThrottle = new RequestThrottle()
 
+/** The client's `fetch`: every answer tells the throttle the gateway's limit and when to pause. */
+export const observedFetch: typeof fetch = async (input, init) => {
+  const res = await fetch(input, init)
+  readThrottle.observe(res)
+  return res
+}
+
 /** A request that was dropped unsent because nobody wanted its answer any more. */
 export class RequestDropped extends Error {}
 
-async function getJson<T> (url: string, priority: Priority, wanted?: () => boolean): Promise<T> {
-  let res: Response | undefined
-  try {
-    res = await readThrottle.request(priority, async () => await fetch(url, { headers: { accept: 'application/json' } }), wanted)
-  } catch (err) {
-    throw new ApiError(`request failed: ${(err as Error).message}`)
-  }
-  if (res === undefined) throw new RequestDropped(url)
-  if (!res.ok) throw new ApiError(`${url}: HTTP ${res.status}`, res.status)
-  return await res.json() as T
+async function throttled<T> (priority: Priority, run: () => Promise<T>, wanted?: () => boolean): Promise<T> {
+  const answer = await readThrottle.request(priority, run, wanted)
+  if (answer === undefined) throw new RequestDropped('dropped unsent')
+  return answer
 }
 
-/** `GET /api/v2/tickers`. */
-export async function fetchTickers (base: string): Promise<TickerSummary[]> {
-  const body = await getJson<{ tickers: TickerSummary[] }>(`${base}/api/v2/tickers`, 'high')
-  return body.tickers
+/** `GET /api/v2/tickers`; `low` for the periodic re-read that follows tickers added and retired at run time. */
+export async function fetchTickers (client: PulseClient, priority: Priority = 'high'): Promise<TickerSummary[]> {
+  return await throttled(priority, async () => await client.tickers())
 }
 
 export interface TimeseriesQuery {
@@ -40,7 +33,6 @@ export interface TimeseriesQuery {
 }
 
 /** `GET /api/v2/timeseries/{ticker}?resolution=`, over the retention unless `startMs` narrows it. */
-export async function fetchTimeseries (base: string, ticker: string, resolution: Resolution, query: TimeseriesQuery = {}): Promise<TimeseriesResponse> {
-  const start = query.startMs === undefined ? '' : `&start=${new Date(query.startMs).toISOString().slice(0, 19)}Z`
-  return await getJson<TimeseriesResponse>(`${base}/api/v2/timeseries/${encodeURIComponent(ticker)}?resolution=${resolution}${start}`, query.priority ?? 'high', query.wanted)
+export async function fetchTimeseries (client: PulseClient, ticker: string, resolution: Resolution, query: TimeseriesQuery = {}): Promise<HistoryResponse> {
+  return await throttled(query.priority ?? 'high', async () => await client.history(ticker, resolution, query.startMs === undefined ? {} : { start: query.startMs }), query.wanted)
 }

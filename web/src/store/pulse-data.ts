@@ -1,7 +1,9 @@
+import type { PulseClient } from '../../client/src/index.js'
 import { fetchTickers, fetchTimeseries, readThrottle, RequestDropped } from './api.js'
+import type { Priority } from './request-throttle.js'
 import { BucketCache } from './bucket-cache.js'
 import { pulseMetrics } from './metrics.js'
-import { type Bucket, type BucketEvent, type Resolution, seriesKey, type TickerSummary } from './model.js'
+import { type Bucket, type Resolution, seriesKey, type TickerSummary } from './model.js'
 import { type Series, SeriesStore } from './series-store.js'
 
 /** How far back the ticker list's overview (sparkline) reaches. */
@@ -17,8 +19,8 @@ export interface SeriesChange {
 }
 
 export interface PulseDataOptions {
-  /** Origin of the gateway. */
-  base: string
+  /** The Pulse client every read goes through. */
+  client: PulseClient
   /** Called with every batch of changes. */
   onChange: (changes: SeriesChange[]) => void
   /** Delay before live changes are written to IndexedDB. */
@@ -27,7 +29,8 @@ export interface PulseDataOptions {
 
 /**
  * The dashboard's data: memory first, IndexedDB second, the server last. Draws come from
- * memory; IndexedDB fills memory on a cold start; snapshots and live events reconcile both.
+ * memory; IndexedDB fills memory on a cold start; the client's snapshots and live states
+ * (and history reads where nothing is held yet) reconcile both.
  */
 export class PulseData {
   readonly store = new SeriesStore()
@@ -78,7 +81,7 @@ export class PulseData {
     if (request === undefined) {
       request = (async () => {
         try {
-          const body = await fetchTimeseries(this.options.base, ticker, resolution, { priority: 'high' })
+          const body = await fetchTimeseries(this.options.client, ticker, resolution, { priority: 'high' })
           const buckets = body.partial_bucket === null ? body.buckets : [...body.buckets, body.partial_bucket]
           const series = this.store.merge(ticker, resolution, buckets, 'network')
           if (series.origin === 'idb') series.origin = 'network'
@@ -97,17 +100,9 @@ export class PulseData {
     return await request
   }
 
-  /**
-   * Cached copies of many series first (all at once: IndexedDB is fast), then the server,
-   * a few requests at a time.
-   */
-  async prefetch (pairs: ReadonlyArray<readonly [string, Resolution]>, concurrency = 4, maxAgeMs = 30_000): Promise<void> {
+  /** Cached copies of many series from IndexedDB, all at once (IndexedDB is fast). */
+  async loadCachedAll (pairs: ReadonlyArray<readonly [string, Resolution]>): Promise<void> {
     await Promise.all(pairs.map(async ([ticker, resolution]) => await this.loadCached(ticker, resolution)))
-    const queue = [...pairs]
-    const worker = async (): Promise<void> => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) await this.revalidate(next[0], next[1], maxAgeMs)
-    }
-    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
   }
 
   /**
@@ -122,7 +117,7 @@ export class PulseData {
     if ((this.store.get(ticker, '1m')?.historyAt ?? 0) > Date.now() - maxAgeMs) return
     this.overviewAt.set(ticker, Date.now())
     try {
-      const body = await fetchTimeseries(this.options.base, ticker, '1m', { startMs: Date.now() - OVERVIEW_WINDOW_MS, priority: 'low', wanted })
+      const body = await fetchTimeseries(this.options.client, ticker, '1m', { startMs: Date.now() - OVERVIEW_WINDOW_MS, priority: 'low', wanted })
       const buckets = body.partial_bucket === null ? body.buckets : [...body.buckets, body.partial_bucket]
       const series = this.store.merge(ticker, '1m', buckets, 'stream')
       this.emit([{ key: series.key, ticker, resolution: '1m', kind: 'all' }])
@@ -137,12 +132,11 @@ export class PulseData {
     return readThrottle.sent
   }
 
-  /** Folds a frame's worth of live events into memory and reports what changed. */
-  applyEvents (events: readonly BucketEvent[]): void {
+  /** Folds a frame's worth of bucket states from the client into memory and reports what changed. */
+  applyBuckets (buckets: readonly Bucket[]): void {
     const changes: SeriesChange[] = []
     const now = Date.now()
-    for (const event of events) {
-      const bucket = event.bucket
+    for (const bucket of buckets) {
       const where = this.store.upsert(bucket, 'stream', now)
       if (where === undefined) continue
       const key = seriesKey(bucket.ticker, bucket.resolution)
@@ -152,9 +146,23 @@ export class PulseData {
     if (changes.length > 0) this.emit(changes)
   }
 
+  /**
+   * The client handed out a whole snapshot of the series (applied before this call): it is
+   * a confirmed history now, worth keeping in IndexedDB.
+   */
+  markHistory (ticker: string, resolution: Resolution): void {
+    const series = this.store.ensure(ticker, resolution, 'network')
+    const now = Date.now()
+    series.historyAt = now
+    series.freshAt = now
+    if (series.origin === 'idb') series.origin = 'network'
+    this.emit([{ key: series.key, ticker, resolution, kind: 'all' }])
+    this.markDirty(series.key, 0)
+  }
+
   /** Seeds the 1m and 24h current buckets from the ticker list. */
-  async loadTickers (): Promise<string[]> {
-    const rows: TickerSummary[] = await fetchTickers(this.options.base)
+  async loadTickers (priority: Priority = 'high'): Promise<string[]> {
+    const rows: TickerSummary[] = await fetchTickers(this.options.client, priority)
     for (const row of rows) {
       for (const bucket of [row.partial_1m, row.partial_24h]) if (bucket !== null) this.store.upsert(bucket, 'network')
     }

@@ -15,8 +15,8 @@ interface Waiting {
   priority: Priority
   /** Checked just before sending: a request nobody wants any more is dropped unsent. */
   wanted: () => boolean
-  run: () => Promise<Response>
-  resolve: (res: Response | undefined) => void
+  run: () => Promise<unknown>
+  resolve: (answer: unknown) => void
   reject: (err: unknown) => void
 }
 
@@ -62,11 +62,12 @@ export class RequestThrottle {
 
   /**
    * Runs `run` when the budget allows; resolves `undefined` when `wanted()` turned false
-   * while the request waited (it was never sent).
+   * while the request waited (it was never sent). A `Response` it returns is observed;
+   * other requests have theirs observed by whoever fetched them ({@link observe}).
    */
-  async request (priority: Priority, run: () => Promise<Response>, wanted: () => boolean = () => true): Promise<Response | undefined> {
-    return await new Promise((resolve, reject) => {
-      const entry: Waiting = { priority, wanted, run, resolve, reject }
+  async request<T> (priority: Priority, run: () => Promise<T>, wanted: () => boolean = () => true): Promise<T | undefined> {
+    return await new Promise<T | undefined>((resolve, reject) => {
+      const entry: Waiting = { priority, wanted, run, resolve: resolve as (answer: unknown) => void, reject }
       // High priority jumps every low-priority request still waiting.
       const at = priority === 'high' ? this.queue.findIndex((w) => w.priority === 'low') : -1
       if (at < 0) this.queue.push(entry)
@@ -121,9 +122,9 @@ export class RequestThrottle {
       this.inFlight++
       if (low) this.lowInFlight++
       this.sent++
-      next.run().then((res) => {
-        this.observe(res)
-        next.resolve(res)
+      next.run().then((answer) => {
+        if (answer instanceof Response) this.observe(answer)
+        next.resolve(answer)
       }, next.reject).finally(() => {
         this.inFlight--
         if (low) this.lowInFlight--
@@ -139,8 +140,8 @@ export class RequestThrottle {
     }, Math.max(10, ms))
   }
 
-  /** Learns the server's limit and backs off when told to. */
-  private observe (res: Response): void {
+  /** Learns the server's limit from a response and backs off when told to. */
+  observe (res: Response): void {
     const limit = Number(res.headers.get('x-ratelimit-limit'))
     if (Number.isFinite(limit) && limit > 0 && limit !== this.limitPerMinute) {
       this.limitPerMinute = limit

@@ -1,3 +1,4 @@
+import { isNewerState } from '../../../shared/timeseries/revision.js'
 import { type Bucket, bucketStartMs, type Resolution, RESOLUTION_MS, RETENTION_MS, seriesKey } from './model.js'
 
 /** One ticker at one resolution, held in memory. */
@@ -57,7 +58,7 @@ export class SeriesStore {
   }
 
   /**
-   * Merges one bucket; a copy with a lower `rev` than the one held is stale and ignored.
+   * Merges one bucket by Pulse's one merge rule ({@link isNewerState}): a copy no newer than the one held is ignored.
    * Returns where it landed: `'last'` when it is (or replaced) the newest bucket,
    * `'past'` for late data about an older one, `undefined` when nothing changed.
    */
@@ -69,8 +70,7 @@ export class SeriesStore {
     const i = lowerBound(buckets, start)
     const existing = buckets[i]
     if (existing !== undefined && startOf(existing) === start) {
-      const newer = bucket.rev > existing.rev || (bucket.rev === existing.rev && existing.is_partial && !bucket.is_partial)
-      if (!newer) return undefined
+      if (!isNewerState(bucket, existing)) return undefined
       buckets[i] = bucket
       return i === buckets.length - 1 ? 'last' : 'past'
     }

@@ -18,6 +18,11 @@ export class FrameBatcher<T> {
     else requestAnimationFrame(() => this.run())
   }
 
+  /** Hands over what is pending now, without waiting for the frame. */
+  flushNow (): void {
+    this.run()
+  }
+
   private run (): void {
     if (!this.scheduled) return
     this.scheduled = false

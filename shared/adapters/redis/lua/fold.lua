@@ -5,33 +5,61 @@ The caller has already removed in-batch duplicates, grouped the items by bucket 
 pre-aggregated each group (the domain's foldAggregate). This script:
   1. returns {'dup', position...} and changes nothing when any item's fingerprint is in a
      dedupe slice (the caller drops those items, re-aggregates and calls again);
-  2. returns {'load', bucketIndex...} and changes nothing when a bucket is neither loaded
-     nor known-empty (the needs-load protocol);
-  3. otherwise adds the fingerprints to the current slice, merges each partial aggregate into its bucket by
-     the merge law, bumps rev, stamps last_updated from the server clock, marks the bucket
-     dirty and returns {'ok', {bucketIndex, field...}...} with the new states.
+  2. returns {'term', run_id} when the ticker's position does not belong to this Redis
+     server's run (a restart, a promoted replica: writes may have been lost or rolled
+     back) or its count is spent, unless the caller offers a term allocated for this very
+     run that is above the one stored; with such an offer the ticker starts counting in it
+     (see shared/timeseries/revision.ts);
+  3. returns {'load', bucketIndex...} and changes nothing when a bucket is neither loaded
+     nor known-empty, or holds a state of an earlier term that was not reconciled with the
+     archive yet (the needs-load protocol; lua/seed.lua reconciles);
+  4. otherwise adds the fingerprints to the current slice, merges each partial aggregate into its bucket by
+     the merge law, counts one change of the ticker and gives every changed bucket that
+     position as its rev, stamps last_updated from the server clock, marks the bucket
+     dirty and returns {'ok', gen, {bucketIndex, field...}...} with the new states; gen is
+     the ticker's new dirty-gen when its dirty set was empty before (the caller then indexes
+     the ticker as dirty), else 0;
+  5. and, in the same atomic step, publishes each changed bucket on its series channel
+     (PUBLISH, or SPUBLISH on a Redis Cluster: the channel carries the ticker's hash tag, so
+     it is on this script's slot), so every channel carries its states in position order
+     and no fold is committed without being published. The message is the wire format of
+     bus-message.ts: a JSON array of strings, the event kind, acceptedAt, the bucket's
+     ticker, resolution and start, then the hash fields exactly as stored — cjson never
+     formats a number here (it keeps 14 significant digits).
 
-KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns)
-ARGV: currentSliceExpiresAt (epoch ms), seq|'', epoch|'', nb, ni, nIds, ns,
+Journal marks (seq, ep) belong to the embedded journal, which runs with the memory hot
+state only: a bucket keeps whatever seq/ep it was seeded with, untouched.
+
+KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns), dirty-gen,
+      position (hash: run, term, count; expires no sooner than any bucket this script wrote)
+ARGV: currentSliceExpiresAt (epoch ms), nb, ni, nIds, ns,
       per index: ttlMs, trimBefore
-      per bucket: member, ttlMs, indexPos, start, 14 aggregate fields (see bucket-codec.ts)
+      per bucket: member, ttlMs, indexPos, start, 15 aggregate fields (see bucket-codec.ts)
       item fingerprints (8 bytes each, shared/timeseries/dedupe.ts), then maxSources (the
-      domain's MAX_SOURCES: a bucket keeps the first maxSources sources)
+      domain's MAX_SOURCES: a bucket keeps the first maxSources sources), then the offered
+      run and term ('' when none), then the ticker, the publish command ('PUBLISH',
+      'SPUBLISH', or '' to publish nothing), the ticker's channel prefix (the resolution
+      completes it) and acceptedAt ('' when none), then the milliseconds a fault test
+      skews this server's clock by (0 in production: fault points are refused there)
 ]]
 
-local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep' }
-local PER_BUCKET = 18
+local FIELDS = { 'o', 'h', 'l', 'c', 'n', 's', 'pos', 'neu', 'neg', 'src', 'fts', 'fid', 'lts', 'lid', 'rev', 'upd', 'seq', 'ep', 'trunc' }
+local PER_BUCKET = 19
 local CHUNK = 1000
 
 local seenKey, dirtyKey = KEYS[1], KEYS[2]
 local sliceExpiresAt = ARGV[1]
-local seq = tonumber(ARGV[2])
-local epoch = ARGV[3]
-local nb, ni, nIds, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local ARGS_HEAD = 7
+local nb, ni, nIds, ns = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local ARGS_HEAD = 5
 local bucketBase = ARGS_HEAD + 2 * ni
 local idBase = bucketBase + PER_BUCKET * nb
 local maxSources = tonumber(ARGV[idBase + nIds + 1])
+local offeredRun, offeredTerm = ARGV[idBase + nIds + 2], tonumber(ARGV[idBase + nIds + 3])
+local ticker, publishCommand = ARGV[idBase + nIds + 4], ARGV[idBase + nIds + 5]
+local channelPrefix, acceptedAt = ARGV[idBase + nIds + 6], ARGV[idBase + nIds + 7]
+local clockSkew = tonumber(ARGV[idBase + nIds + 8]) or 0
+local positionKey = KEYS[2 + nb + ni + ns + 2]
+local TERM_SPAN = 268435456
 
 local function fmt (x)
   return string.format('%.17g', x)
@@ -73,8 +101,9 @@ local function bytesLess (a, b)
   return compareBytes(a, b) < 0
 end
 
+-- The union of two sorted source lists cut to maxSources, and whether the cut left any out.
 local function unionSources (a, b)
-  if a == b then return a end
+  if a == b then return a, false end
   local set, list = {}, {}
   for _, s in ipairs(cjson.decode(a)) do
     if not set[s] then set[s] = true; list[#list + 1] = s end
@@ -83,14 +112,15 @@ local function unionSources (a, b)
   for _, s in ipairs(cjson.decode(b)) do
     if not set[s] then set[s] = true; list[#list + 1] = s; grew = true end
   end
-  if not grew then return a end
+  if not grew then return a, false end
   table.sort(list, bytesLess)
+  local cut = #list > maxSources
   for i = #list, maxSources + 1, -1 do list[i] = nil end
-  return cjson.encode(list)
+  return cjson.encode(list), cut
 end
 
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + clockSkew
 
 local slices = { seenKey }
 for s = 1, ns do slices[#slices + 1] = KEYS[2 + nb + ni + s] end
@@ -115,11 +145,34 @@ if #seenIds > 0 then
   return seenIds
 end
 
+-- The position outlives every bucket it numbered and goes some time after the last of them:
+-- its expiry is pushed to the latest expiry of the buckets this fold writes (each one's
+-- ttlMs from now is at least what its key has left), never pulled in.
+local keepMs = 0
+for b = 1, nb do keepMs = math.max(keepMs, tonumber(ARGV[bucketBase + PER_BUCKET * (b - 1) + 2])) end
+local function outliveBuckets ()
+  if redis.call('PTTL', positionKey) < keepMs then redis.call('PEXPIRE', positionKey, keepMs) end
+end
+
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local held = redis.call('HMGET', positionKey, 'run', 'term', 'count')
+local term, count = tonumber(held[2]), tonumber(held[3])
+if held[1] ~= run or term == nil or count == nil or count >= TERM_SPAN - 1 then
+  if offeredRun ~= run or offeredTerm == nil or (term ~= nil and offeredTerm <= term) then
+    return { 'term', run }
+  end
+  term, count = offeredTerm, 0
+  redis.call('HSET', positionKey, 'run', run, 'term', fmt(term), 'count', '0')
+  outliveBuckets()
+end
+local termFloor = term * TERM_SPAN
+
 local existing = {}
 local missing = {}
 for b = 1, nb do
   local values = redis.call('HMGET', KEYS[2 + b], unpack(FIELDS))
-  if not values[15] then missing[#missing + 1] = tostring(b) end
+  -- Absent, or a state of an earlier term: a rolled-back hot state may hold less than the archive.
+  if not values[15] or tonumber(values[15]) < termFloor then missing[#missing + 1] = tostring(b) end
   existing[b] = values
 end
 if #missing > 0 then
@@ -136,16 +189,19 @@ end
 -- The slice goes whole once its last fingerprint is past the window.
 redis.call('PEXPIREAT', seenKey, sliceExpiresAt)
 
-local changed = { 'ok' }
+count = count + 1
+redis.call('HSET', positionKey, 'count', fmt(count))
+outliveBuckets()
+local rev = termFloor + count
+
+local wasClean = redis.call('EXISTS', dirtyKey) == 0
+local changed = { 'ok', 0 }
+local messages = {}
 local indexTouched = {}
 for b = 1, nb do
   local e = existing[b]
   local base = bucketBase + PER_BUCKET * (b - 1)
-  local eSeq = tonumber(e[17])
-  -- Sequences compare only within one journal epoch (JournalMark in shared/timeseries/bucket.ts).
-  -- A bucket without an epoch was written before journals had one (UNNAMED_EPOCH, '').
-  local sameEpoch = seq ~= nil and (e[18] or '') == epoch
-  if not (sameEpoch and eSeq and eSeq >= seq) then
+  do
     local key = KEYS[2 + b]
     local member, ttlMs, indexPos, start = ARGV[base + 1], ARGV[base + 2], tonumber(ARGV[base + 3]), ARGV[base + 4]
     local d = base + 4
@@ -154,6 +210,7 @@ for b = 1, nb do
     local pos, neu, neg = tonumber(ARGV[d + 7]), tonumber(ARGV[d + 8]), tonumber(ARGV[d + 9])
     local src = ARGV[d + 10]
     local fts, fid, lts, lid = tonumber(ARGV[d + 11]), ARGV[d + 12], tonumber(ARGV[d + 13]), ARGV[d + 14]
+    local trunc = ARGV[d + 15] == '1'
     local isNew = not e[5]
     if not isNew then
       local efts, eltsv = tonumber(e[11]), tonumber(e[13])
@@ -166,34 +223,23 @@ for b = 1, nb do
       pos = tonumber(e[7]) + pos
       neu = tonumber(e[8]) + neu
       neg = tonumber(e[9]) + neg
-      src = unionSources(e[10], src)
+      local cut
+      src, cut = unionSources(e[10], src)
+      trunc = trunc or cut or e[19] == '1'
     end
-    local rev = tonumber(e[15]) + 1
     local upd = math.max(now, tonumber(e[16]) or 0)
-    local newSeq, newEpoch = eSeq or -1, e[18] or ''
-    if seq then
-      newSeq = sameEpoch and math.max(seq, eSeq or -1) or seq
-      newEpoch = epoch
-    end
-    local seqText = newSeq >= 0 and fmt(newSeq) or ''
     local values = {
       fmt(o), fmt(h), fmt(l), fmt(c), fmt(n), fmt(s), fmt(pos), fmt(neu), fmt(neg), src,
-      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), seqText, newEpoch
+      fmt(fts), fid, fmt(lts), lid, fmt(rev), fmt(upd), e[17] or '', e[18] or '', trunc and '1' or ''
     }
     local hset = {}
     for f = 1, 16 do
       hset[#hset + 1] = FIELDS[f]
       hset[#hset + 1] = values[f]
     end
-    if seqText ~= '' then
-      hset[#hset + 1] = 'seq'
-      hset[#hset + 1] = seqText
-    end
-    if newEpoch ~= '' then
-      hset[#hset + 1] = 'ep'
-      hset[#hset + 1] = newEpoch
-    elseif e[18] then
-      redis.call('HDEL', key, 'ep')
+    if trunc then
+      hset[#hset + 1] = 'trunc'
+      hset[#hset + 1] = '1'
     end
     redis.call('HSET', key, unpack(hset))
     redis.call('ZADD', dirtyKey, 'NX', now, member)
@@ -202,6 +248,12 @@ for b = 1, nb do
       redis.call('PEXPIRE', key, ttlMs)
       redis.call('ZADD', KEYS[2 + nb + indexPos], start, start)
       indexTouched[indexPos] = true
+    end
+    if publishCommand ~= '' then
+      local resolution = string.match(member, '^([^:]+):')
+      local message = { 'change', acceptedAt, ticker, resolution, start }
+      for f = 1, #FIELDS do message[#message + 1] = values[f] end
+      messages[#messages + 1] = { channelPrefix .. resolution, cjson.encode(message) }
     end
     table.insert(values, 1, tostring(b))
     changed[#changed + 1] = values
@@ -216,4 +268,7 @@ for i = 1, ni do
   end
 end
 
+if wasClean and #changed > 2 then changed[2] = redis.call('INCR', KEYS[2 + nb + ni + ns + 1]) end
+-- Last, once every write is done: a receiver that reads the hot state on a message finds at least this state.
+for _, m in ipairs(messages) do redis.call(publishCommand, m[1], m[2]) end
 return changed

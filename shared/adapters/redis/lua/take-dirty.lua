@@ -11,9 +11,12 @@ flusher that dies leaves the lease to run out, and the bucket is taken again. Th
 end is the caller's token: hand-back.lua and mark-clean.lua only touch a member still
 scored at it, never another flusher's newer lease.
 
-KEYS: dirty, written (member -> time of its last write)
+KEYS: dirty, written (member -> time of its last write), dirty-gen
 ARGV: limit, leaseMs, n, per resolution (n): name, durationMs, cadenceMs (none given: no cadence)
-Returns: leaseEnd, then a flat list of member, score (the score it had when taken)
+Returns: leaseEnd, cleanGen, then a flat list of member, score (the score it had when taken).
+cleanGen is '' while the ticker has dirty buckets; when it has none, the dirty-gen it was
+found clean at ('0' before its first), which lets the caller drop it from the dirty-tickers
+index unless it became dirty again since.
 ]]
 
 local time = redis.call('TIME')
@@ -60,5 +63,8 @@ end
 for i = 1, #due, 2 do
   redis.call('ZADD', KEYS[1], 'XX', leaseEnd, due[i])
 end
+local cleanGen = ''
+if redis.call('EXISTS', KEYS[1]) == 0 then cleanGen = redis.call('GET', KEYS[3]) or '0' end
+table.insert(due, 1, cleanGen)
 table.insert(due, 1, tostring(leaseEnd))
 return due

@@ -1,0 +1,163 @@
+import { EXPIRY_GRACE_MS } from '../../shared/adapters/redis/fold-plan.js'
+import { DURATION_MS, RETENTION_MS } from '../../shared/timeseries/resolutions.js'
+import type { SoakMode } from './topology.js'
+import type { Sample } from './sampler.js'
+
+/** Most a figure may grow from just after the warm-up to the end and still count as flat. */
+export const FLAT_GROWTH = 0.05
+/** A queue age not seen within the probe's 60 s counts as 60 s. */
+const UNSEEN_AGE_MS = 60_000
+const MB = 1024 * 1024
+/** Growth of the heap's lows below this is noise (they wandered 47–57 MB with no trend over a 10-minute soak). */
+const HEAP_NOISE_BYTES = 10 * MB
+
+/** One figure of the table: how to read it from a sample, show it, and judge it. */
+interface Figure {
+  name: string
+  read: (s: Sample) => number | undefined
+  show: (v: number) => string
+  /**
+   * Growth below this absolute amount is noise, whatever the percentage (a queue of 0
+   * batches that holds 2 at the end has not grown in any way that matters).
+   */
+  floor: number
+  /** Why the figure is shown but not judged; undefined: judged. */
+  notJudged?: string
+  /**
+   * Seconds the figure takes to level, when longer than the run's warm-up: it is judged
+   * from then on, and not at all in a run too short to show a level after it.
+   */
+  warmupSeconds?: number
+  /** Why the figure takes {@link warmupSeconds} to level. */
+  warmupReason?: string
+  /**
+   * Compare lows rather than peaks: the V8 heap in use (and the RSS that follows it) saws up
+   * with garbage and down with each collection, so its lows are what the process keeps, and
+   * what a leak raises.
+   */
+  lows?: boolean
+}
+
+/** The judged window after a warm-up: two minutes, at least the last sample. */
+const JUDGED_SECONDS = 120
+
+/**
+ * How long the count of Redis bucket keys takes to level at the current retention (read
+ * when the figures are made, after the soak applied its scale). A bucket's keys live its
+ * length + retention + {@link EXPIRY_GRACE_MS} (fold-plan.ts) from its start, so keys of
+ * the series that turn over within the run (1m, 5m, 10m) pile up for that long before as
+ * many expire as are made; the coarser series add one key a ticker at each of their
+ * boundaries, a step rather than a slope. With retention ÷ 1440 the grace (60 min, not
+ * scaled: it covers early items and lagging clocks) dominates: 10 + 1 + 60 = 71 minutes.
+ */
+export function hotKeysWarmupSeconds (): number {
+  const turnover = (['1m', '5m', '10m'] as const).map((r) => DURATION_MS[r] + RETENTION_MS[r])
+  return (Math.max(...turnover) + EXPIRY_GRACE_MS) / 1000
+}
+
+const mb = (v: number): string => (v / MB).toFixed(1)
+const whole = (v: number): string => String(Math.round(v))
+const seconds = (v: number): string => (v / 1000).toFixed(2)
+
+/** The figures of a mode, in the table's column order. */
+export function figuresOf (mode: SoakMode, processes: readonly string[], tickers: number): Figure[] {
+  const figures: Figure[] = []
+  for (const name of processes) {
+    // Both follow the heap's sawtooth (a worker's RSS swung 190–320 MB sample to sample in the
+    // soak of docs/benchmarks.md): judged low to low. A sample catches the heap anywhere
+    // between two collections, so even its lows wander by several MB with no trend.
+    figures.push({ name: `${name} rss MB`, read: (s) => s.rss[name], show: mb, floor: 0, lows: true })
+    figures.push({ name: `${name} heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
+  }
+  if (mode === 'embedded') {
+    figures.push({ name: 'journal MB', read: (s) => s.journalBytes, show: mb, floor: 0 })
+    figures.push({ name: 'journal segs', read: (s) => s.journalSegments, show: whole, floor: 0 })
+  }
+  // In cluster mode dynalite stands in for DynamoDB but does not delete expired rows as
+  // DynamoDB's TTL does, so only rows within their ttl say anything about Pulse.
+  const standIn = mode === 'cluster' ? 'dynalite (standing in for DynamoDB) never deletes expired rows' : undefined
+  figures.push({ name: 'archive MB', read: (s) => s.archiveBytes, show: mb, floor: 0, ...(standIn === undefined ? {} : { notJudged: standIn }) })
+  figures.push({ name: 'archive rows', read: (s) => s.archiveRows, show: whole, floor: 0, ...(standIn === undefined ? {} : { notJudged: standIn }) })
+  figures.push({ name: 'live rows', read: (s) => s.archiveLiveRows, show: whole, floor: 0 })
+  if (mode === 'cluster') {
+    const hotKeys = { warmupSeconds: hotKeysWarmupSeconds(), warmupReason: 'bucket keys live length + retention + 60 min grace' }
+    figures.push({ name: 'redis MB', read: (s) => s.redisUsedMemory, show: mb, floor: 0, ...hotKeys })
+    figures.push({ name: 'redis keys', read: (s) => s.redisKeys, show: whole, floor: 0, ...hotKeys })
+    // A ticker's dirty set (no TTL, gone when empty) comes and goes with its unwritten buckets.
+    figures.push({ name: 'keys no TTL', read: (s) => s.redisPersistentKeys, show: whole, floor: tickers })
+    figures.push({ name: 'redis cmd/s', read: (s) => s.redisCommandsPerSecond, show: whole, floor: 100 })
+  }
+  figures.push({ name: 'queue depth', read: (s) => s.queueDepth, show: whole, floor: 10 })
+  figures.push({ name: 'queue age s', read: (s) => s.queueAgeMs ?? UNSEEN_AGE_MS, show: seconds, floor: 2000 })
+  return figures
+}
+
+/** A figure just after the warm-up and at the end. */
+export interface Growth {
+  figure: string
+  base: number
+  end: number
+  /** (end − base) / base. */
+  growth: number
+  flat: boolean
+  notJudged: string | undefined
+}
+
+/**
+ * Growth of every figure after the warm-up (the run's, or the figure's own when longer):
+ * the largest value of the first few samples after it against the largest of the last few
+ * (the same number, up to four: two minutes at 30 s), so a figure that rises and falls with
+ * the minute — buckets opening and expiring — is compared peak to peak; memory (heap and
+ * RSS), low to low. Flat: grew by at most {@link FLAT_GROWTH} or by less than the figure's noise floor.
+ */
+export function growthOf (figures: readonly Figure[], samples: readonly Sample[], warmupSeconds: number): Growth[] {
+  const peak = (rows: readonly Sample[], figure: Figure): number => figure.lows === true
+    ? Math.min(...rows.map((s) => figure.read(s) ?? Infinity))
+    : Math.max(...rows.map((s) => figure.read(s) ?? -Infinity))
+  const lastAt = samples.at(-1)?.at ?? 0
+  return figures.map((figure) => {
+    const tooShort = figure.warmupSeconds !== undefined && figure.warmupSeconds > warmupSeconds && lastAt < figure.warmupSeconds + JUDGED_SECONDS
+      ? `levels after ${Math.round(figure.warmupSeconds / 60)} min (${figure.warmupReason ?? 'its own warm-up'}), past this run`
+      : undefined
+    // A figure the run is too short to judge is shown over the run's warm-up.
+    const warmup = tooShort === undefined ? Math.max(warmupSeconds, figure.warmupSeconds ?? 0) : warmupSeconds
+    const judged = samples.filter((s) => s.at >= warmup)
+    // A warm-up as long as the run leaves the last sample to judge against itself.
+    const after = judged.length > 0 ? judged : samples.slice(-1)
+    const window = Math.max(1, Math.min(4, Math.floor(after.length / 3)))
+    const base = peak(after.slice(0, window), figure)
+    const end = peak(after.slice(-window), figure)
+    const growth = base > 0 ? (end - base) / base : (end > 0 ? Infinity : 0)
+    return { figure: figure.name, base, end, growth, flat: end - base <= Math.max(FLAT_GROWTH * base, figure.floor), notJudged: figure.notJudged ?? tooShort }
+  })
+}
+
+function align (rows: string[][]): string {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r) => r.map((cell, i) => cell.padStart(widths[i] as number)).join('  ')).join('\n')
+}
+
+/** Every sample as a row, the start, the first sample after the warm-up and the end marked. */
+export function sampleTable (figures: readonly Figure[], samples: readonly Sample[], warmupSeconds: number): string {
+  const warm = samples.find((s) => s.at >= warmupSeconds)
+  const rows = [['t s', ...figures.map((f) => f.name)]]
+  samples.forEach((s, i) => {
+    const mark = i === 0 ? ' start' : s === warm ? ' warm' : i === samples.length - 1 ? ' end' : ''
+    rows.push([`${Math.round(s.at)}${mark}`, ...figures.map((f) => {
+      const v = f.read(s)
+      return v === undefined || Number.isNaN(v) ? '-' : f.show(v)
+    })])
+  })
+  return align(rows)
+}
+
+/** The growth verdict, one figure a line. */
+export function growthTable (figures: readonly Figure[], growth: readonly Growth[]): string {
+  const rows = [['figure', 'after warm-up', 'end', 'growth', 'verdict']]
+  growth.forEach((g, i) => {
+    const show = (figures[i] as Figure).show
+    const pct = Number.isFinite(g.growth) ? `${(g.growth * 100).toFixed(1)} %` : '∞'
+    rows.push([g.figure, show(g.base), show(g.end), pct, g.notJudged !== undefined ? `not judged: ${g.notJudged}` : g.flat ? 'flat' : 'GROWS'])
+  })
+  return align(rows)
+}

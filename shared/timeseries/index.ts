@@ -1,6 +1,0 @@
-export * from './resolutions.js'
-export * from './keys.js'
-export * from './bucket.js'
-export * from './item.js'
-export * from './text-score.js'
-export * from './dedupe.js'

@@ -1,0 +1,60 @@
+import t from 'tap'
+import { figuresOf, growthOf, hotKeysWarmupSeconds } from '../../scripts/soak/report.js'
+import type { Sample } from '../../scripts/soak/sampler.js'
+import { applyRetentionScale } from '../../shared/timeseries/resolutions.js'
+
+/** A cluster sample every 30 s; `at` in seconds, the rest from `figures`. */
+function sample (at: number, figures: { heap?: number, rss?: number, keys?: number, noTtl?: number }): Sample {
+  return {
+    at,
+    rss: { worker1: figures.rss ?? 200e6 },
+    heap: { worker1: figures.heap ?? 60e6 },
+    archiveBytes: 1e6,
+    archiveRows: 100,
+    archiveLiveRows: 100,
+    redisUsedMemory: 10e6 * (figures.keys ?? 20_000) / 20_000,
+    redisKeys: figures.keys ?? 20_000,
+    redisPersistentKeys: figures.noTtl ?? 2000,
+    redisCommandsPerSecond: 10_000,
+    queueDepth: 0,
+    queueAgeMs: 100
+  }
+}
+
+function run (minutes: number, figures: (at: number, i: number) => Parameters<typeof sample>[1]): Sample[] {
+  return Array.from({ length: minutes * 2 + 1 }, (_, i) => sample(i * 30, figures(i * 30, i)))
+}
+
+const verdict = (samples: Sample[], figure: string, warmupSeconds = 150): { flat: boolean, notJudged: string | undefined } => {
+  const growth = growthOf(figuresOf('cluster', ['worker1'], 1000), samples, warmupSeconds).find((g) => g.figure === figure)
+  if (growth === undefined) throw new Error(`no figure ${figure}`)
+  return { flat: growth.flat, notJudged: growth.notJudged }
+}
+
+t.test('Redis keys are judged only once the bucket keys can have levelled', async (t) => {
+  applyRetentionScale(1440)
+  t.teardown(() => applyRetentionScale(1))
+  t.equal(hotKeysWarmupSeconds(), 71 * 60, '10m + 1 min of retention + 60 min of grace')
+  const rising = (at: number): { keys: number } => ({ keys: 20_000 + Math.min(at, 71 * 60) * 10 })
+  t.match(verdict(run(10, rising), 'redis keys'), { notJudged: /levels after 71 min/ }, 'a 10-minute run: shown, not judged')
+  t.match(verdict(run(10, rising), 'redis MB'), { notJudged: /levels after 71 min/ })
+  t.same(verdict(run(80, rising), 'redis keys'), { flat: true, notJudged: undefined }, 'an 80-minute run judges it after 71 minutes: flat')
+  const leaking = (at: number): { keys: number } => ({ keys: 20_000 + at * 10 })
+  t.same(verdict(run(80, leaking), 'redis keys'), { flat: false, notJudged: undefined }, 'and keys still rising then grow')
+})
+
+t.test('keys without a TTL are judged in every run, with one key per ticker of noise', async (t) => {
+  t.same(verdict(run(10, (_, i) => ({ noTtl: 2000 + (i % 2) * 900 })), 'keys no TTL'), { flat: true, notJudged: undefined }, 'dirty sets coming and going')
+  t.same(verdict(run(10, (at) => ({ noTtl: 2000 + at * 10 })), 'keys no TTL'), { flat: false, notJudged: undefined }, 'ten keys a second that never go')
+})
+
+t.test('memory is judged low to low', async (t) => {
+  const swinging = (_: number, i: number): { rss: number } => ({ rss: i % 4 === 1 ? 320e6 : 200e6 + (i % 2) * 40e6 })
+  t.same(verdict(run(10, swinging), 'worker1 rss MB'), { flat: true, notJudged: undefined }, 'RSS swinging with the heap over the same lows: flat')
+  const climbing = (at: number, i: number): { rss: number } => ({ rss: 200e6 + at * 50e3 + (i % 2) * 40e6 })
+  t.same(verdict(run(10, climbing), 'worker1 rss MB'), { flat: false, notJudged: undefined }, 'RSS with rising lows: grows')
+  const sawtooth = (_: number, i: number): { heap: number } => ({ heap: i % 3 === 2 ? 60e6 : 60e6 + (i % 3) * 50e6 + (i > 15 ? 40e6 : 0) })
+  t.same(verdict(run(10, sawtooth), 'worker1 heap MB'), { flat: true, notJudged: undefined }, 'higher peaks of garbage over the same lows: flat')
+  const retained = (at: number, i: number): { heap: number } => ({ heap: 60e6 + at * 100e3 + (i % 3) * 50e6 })
+  t.same(verdict(run(10, retained), 'worker1 heap MB'), { flat: false, notJudged: undefined }, 'rising lows: grows')
+})
