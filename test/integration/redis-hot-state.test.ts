@@ -9,6 +9,7 @@ import { bucketStart } from '../../shared/timeseries/resolutions.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 import { TERM_SPAN } from '../../shared/timeseries/revision.js'
 import { foldWithTerm } from '../helpers/fold-with-term.js'
+import { armFaults } from '../../shared/fault-points.js'
 
 const DAY = 86_400_000
 
@@ -254,4 +255,31 @@ t.test('a retried fold whose first run applied unseen (its index write lost) ind
   const retried = await foldLoaded(hot, items, now)
   t.equal(retried.duplicates, 2, 'the retry finds every item seen')
   t.equal(await hot.dirtyCount(), 8, 'and puts the ticker back in the index, so its buckets are written')
+})
+
+// A taken bucket whose hash is gone (expired, or rolled back by a failover) is forgotten —
+// but a fold may bring the bucket back between the flusher's read and that forgetting;
+// then its new state must still be written behind.
+t.test('a bucket that comes back between a flush read that missed it and the drop of its mark stays dirty', async (t) => {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY })
+  t.teardown(() => hot.close())
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  const now = Date.now()
+  const ts = bucketStart(now, '1m') + 1
+  const minute: BucketRef = { ticker: 'AAPL', resolution: '1m', start: bucketStart(now, '1m') }
+  await foldLoaded(hot, [item('gone-1', ts, 0.2)], now)
+  await admin.del(new RedisKeys(env).bucket(minute))
+  armFaults('hot.take-dirty.after-read=delay:400@1')
+  t.teardown(() => armFaults(''))
+  const taking = hot.takeDirty(100)
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  // Inside the window: the take read the buckets (the minute was missing); a new item brings it back.
+  await foldLoaded(hot, [item('back-1', ts, 0.6)], now)
+  const taken = await taking
+  t.equal(taken.length, 7, 'the take hands out the seven buckets it found')
+  t.ok(taken.every((b) => b.resolution !== '1m'))
+  const again = await hot.takeDirty(100)
+  t.same(again.map((b) => [b.resolution, b.count]), [['1m', 1]], 'the minute that came back is dirty and due: its new state will be written')
 })

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { faultPoint } from '../../fault-points.js'
 import type { FinalizedWindow, FlushCadence, FoldOptions, FoldOutcome, HotState } from '../../ports/hot-state.js'
 import { type Bucket, type ScoredItem } from '../../timeseries/bucket.js'
 import { dedupeSlices } from '../../timeseries/dedupe.js'
@@ -242,7 +243,8 @@ export class RedisHotState implements HotState {
     }
     for (const lease of taken) this.#leases.set(this.#keys.bucket(lease.ref), lease.leaseEnd)
     const buckets = await this.get(taken.map((c) => c.ref))
-    if (buckets.length < taken.length) await this.#dropExpiredDirty(taken.map((c) => c.ref), buckets)
+    await faultPoint('hot.take-dirty.after-read')
+    if (buckets.length < taken.length) await this.#handBackMissing(taken, buckets)
     return buckets
   }
 
@@ -368,30 +370,33 @@ export class RedisHotState implements HotState {
     this.#indexRepaired = true
   }
 
-  /** One script call per ticker: each bucket becomes eligible again `delayMs` from now. */
+  /**
+   * One script call per ticker: each bucket becomes eligible again `delayMs` from now, or
+   * leaves the dirty set if its hash is gone by then.
+   */
   async #handBack (leases: Lease[], delayMs: number): Promise<void> {
     if (leases.length === 0) return
-    const byTicker = new Map<string, Arg[]>()
-    for (const { ref, member, leaseEnd } of leases) {
-      let args = byTicker.get(ref.ticker)
-      if (args === undefined) byTicker.set(ref.ticker, args = [])
-      args.push(member, String(leaseEnd))
-    }
+    const byTicker = new Map<string, Lease[]>()
+    for (const lease of leases) byTicker.set(lease.ref.ticker, [...(byTicker.get(lease.ref.ticker) ?? []), lease])
     const pipeline = this.#redis.pipeline()
-    for (const [ticker, args] of byTicker) pipeline.pulseHandBack(1, this.#keys.dirty(ticker), delayMs, ...args)
+    for (const [ticker, group] of byTicker) {
+      pipeline.pulseHandBack(
+        1 + group.length, this.#keys.dirty(ticker), ...group.map((lease) => this.#keys.bucket(lease.ref)),
+        delayMs, ...group.flatMap((lease) => [lease.member, String(lease.leaseEnd)])
+      )
+    }
     await execPipeline(pipeline)
   }
 
-  /** Dirty marks of buckets whose keys expired can never be written: forget them. */
-  async #dropExpiredDirty (refs: BucketRef[], present: Bucket[]): Promise<void> {
+  /**
+   * Taken buckets the read did not find (expired, or rolled back by a failover) can never
+   * be written: their marks go — unless a fold brought a bucket back since, which the hand
+   * back checks atomically (then it is due at once).
+   */
+  async #handBackMissing (taken: readonly Lease[], present: readonly Bucket[]): Promise<void> {
     const alive = new Set(present.map((b) => this.#keys.bucket(b)))
-    const pipeline = this.#redis.pipeline()
-    for (const ref of refs) {
-      const key = this.#keys.bucket(ref)
-      if (alive.has(key)) continue
-      this.#leases.delete(key)
-      pipeline.zrem(this.#keys.dirty(ref.ticker), dirtyMember(ref))
-    }
-    await execPipeline(pipeline)
+    const missing = taken.filter((lease) => !alive.has(this.#keys.bucket(lease.ref)))
+    for (const lease of missing) this.#leases.delete(this.#keys.bucket(lease.ref))
+    await this.#handBack(missing, 0)
   }
 }
