@@ -94,3 +94,51 @@ for (const engine of ENGINES) {
     t.equal((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'PULSE_ERR_BAD_ENCODING')
   })
 }
+
+/** `ws` that loses the first `bucket_delta` it receives (as a buggy proxy might) and records what the client sends. */
+function lossyWebSocket (sent: Array<{ op: string }>, lost: Array<{ type: string }>): WebSocketConstructor {
+  return class extends WebSocket {
+    override addEventListener (type: string, listener: (event: { data?: unknown }) => void): void {
+      if (type !== 'message') {
+        super.addEventListener(type as 'open', listener as () => void)
+        return
+      }
+      super.addEventListener('message', (event) => {
+        const message = JSON.parse(String(event.data)) as { type: string }
+        if (message.type === 'bucket_delta' && lost.length === 0) {
+          lost.push(message)
+          return
+        }
+        listener(event)
+      })
+    }
+
+    override send (data: string): void {
+      sent.push(JSON.parse(data) as { op: string })
+      super.send(data)
+    }
+  } as unknown as WebSocketConstructor
+}
+
+t.test('a delta against a state the SDK does not hold: the SDK reads the series afresh and ends with the server\'s states', async (t) => {
+  const p = await startTestPulse(t)
+  const sent: Array<{ op: string }> = []
+  const lost: Array<{ type: string }> = []
+  const client = connect({ url: p.url, WebSocket: lossyWebSocket(sent, lost) })
+  t.teardown(() => client.close())
+  const latest = new Map<string, Bucket>()
+  const sub = client.subscribe('AAPL', ['1m'], (bucket) => latest.set(bucket.timestamp, bucket))
+  await sub.ready
+  await clearOfMinuteBoundary(8000)
+  const snapshotsBefore = sent.filter((m) => m.op === 'snapshot').length
+  for (let i = 0; i < 6; i++) {
+    t.equal((await p.post([item(`g${i}`, Date.now(), (i % 5) / 5 - 0.4, 'tiingo')])).status, 202)
+    await sleep(300)
+  }
+  t.equal(lost.length, 1, 'one delta was lost on the way')
+  const history = await client.history('AAPL', '1m')
+  const server = [...history.buckets, ...history.partial_bucket === null ? [] : [history.partial_bucket]]
+  await eventually(() => server.every((b) => latest.get(b.timestamp)?.rev === b.rev) ? true : undefined, 10_000, 'the SDK to hold the server states')
+  for (const bucket of server) t.same(stored(latest.get(bucket.timestamp) as Bucket), stored(bucket), `${bucket.timestamp} whole, as the server has it`)
+  t.ok(sent.filter((m) => m.op === 'snapshot').length > snapshotsBefore, 'the next delta found no base: the SDK asked for a snapshot')
+})
