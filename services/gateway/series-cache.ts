@@ -82,6 +82,8 @@ interface Entry {
   vouching: boolean
   /** The bus may have lost messages and the resync has not repaired the series yet. */
   suspect: boolean
+  /** Bus messages that came during the first load: they wait for the position it vouches for. */
+  early: unknown[]
 }
 
 export interface SeriesView {
@@ -323,7 +325,8 @@ export class SeriesCache {
         linger: undefined,
         position: 0,
         vouching: false,
-        suspect: false
+        suspect: false,
+        early: []
       }
       this.#series.set(key, entry)
     }
@@ -380,6 +383,11 @@ export class SeriesCache {
   /** A message from the bus: input from another process, validated before anything uses it. */
   #receive (entry: Entry, event: unknown): void {
     if (this.#series.get(entry.key) !== entry) return
+    // Until the first load vouches for a position, an event could only promise none (0).
+    if (!entry.vouching && entry.refreshing !== undefined) {
+      entry.early.push(event)
+      return
+    }
     const problem = eventProblem(entry, event)
     if (problem !== undefined) {
       this.invalidEvents++
@@ -531,6 +539,8 @@ export class SeriesCache {
       return await entry.refreshing
     } finally {
       entry.refreshing = undefined
+      const early = entry.early.splice(0)
+      for (const event of early) this.#receive(entry, event)
     }
   }
 

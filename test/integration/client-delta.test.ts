@@ -97,20 +97,21 @@ for (const engine of ENGINES) {
 
 /** `ws` that loses the first `bucket_delta` it receives (as a buggy proxy might) and records what the client sends. */
 function lossyWebSocket (sent: Array<{ op: string }>, lost: Array<{ type: string }>): WebSocketConstructor {
+  type Listen = (type: string, listener: (event: { data?: unknown }) => void) => void
   return class extends WebSocket {
-    override addEventListener (type: string, listener: (event: { data?: unknown }) => void): void {
-      if (type !== 'message') {
-        super.addEventListener(type as 'open', listener as () => void)
-        return
+    constructor (url: string) {
+      super(url)
+      const listen = this.addEventListener.bind(this) as unknown as Listen
+      const lossy: Listen = (type, listener) => {
+        listen(type, type !== 'message'
+          ? listener
+          : (event) => {
+              const message = JSON.parse(String(event.data)) as { type: string }
+              if (message.type === 'bucket_delta' && lost.length === 0) lost.push(message)
+              else listener(event)
+            })
       }
-      super.addEventListener('message', (event) => {
-        const message = JSON.parse(String(event.data)) as { type: string }
-        if (message.type === 'bucket_delta' && lost.length === 0) {
-          lost.push(message)
-          return
-        }
-        listener(event)
-      })
+      Object.assign(this, { addEventListener: lossy })
     }
 
     override send (data: string): void {

@@ -163,3 +163,29 @@ t.test('a series watched but never read keeps only its retained buckets', async 
   t.ok(cache.bucketCount <= 362, `pruned to the retained window (${cache.bucketCount} buckets)`)
   t.ok(cache.bucketCount >= 355, 'and keeps that window')
 })
+
+t.test('events that come during the first load wait for it: they carry the position it vouches for, never 0', async (t) => {
+  const now = Date.now()
+  const hot = new MemoryHotState({ dedupeWindowMs: 86_400_000 })
+  const bus = new MemoryBus()
+  let openGate = (): void => {}
+  const gate = new Promise<void>((resolve) => { openGate = resolve })
+  const archive = new MemoryArchive()
+  const range = archive.range.bind(archive)
+  archive.range = async (...args) => { await gate; return await range(...args) }
+  const cache = new SeriesCache({ hot, archive, bus, now: () => now })
+  t.teardown(() => cache.close())
+  const [before] = (await fold(hot, [scored('a', 'AAPL', now - 120_000)], now)).filter((b) => b.resolution === '1m')
+  const heard: Array<{ rev: number, position: number }> = []
+  await cache.watch('AAPL', '1m', (event, position) => heard.push({ rev: event.bucket.rev, position }))
+  // The first load is under way (the archive holds it); a new state arrives on the bus.
+  const [during] = (await fold(hot, [scored('b', 'AAPL', now)], now)).filter((b) => b.resolution === '1m')
+  if (before === undefined || during === undefined) throw new Error('not folded')
+  await bus.publish([{ kind: 'change', bucket: during }])
+  await sleep(50)
+  t.same(heard, [], 'nothing is passed on before the load vouches for a position')
+  openGate()
+  await until(() => heard.length === 1, 'the event after the load')
+  t.equal(heard[0]?.rev, during.rev)
+  t.ok((heard[0]?.position ?? 0) >= during.rev - 1, `the event carries a position (${heard[0]?.position}), at least the state before its own`)
+})
