@@ -92,12 +92,16 @@ t.test('a lagging cluster replica promoted by CLUSTER FAILOVER FORCE: archive, h
   const phase2Revs = new Map((await pulse.hot.get(refsOf(accepted))).map((b) => [bucketId(b), b.rev]))
 
   // 3. The master dies and stays down; its lagging replica is forced to take over its slots.
+  t.comment(`phases 1 and 2 took ${Math.round((Date.now() - now) / 1000)} s`)
   await masters.stopMaster(relayed, { kill: true })
+  t.comment('the master is down')
   replicas.relay.refuse()
   replicas.relay.drop()
+  t.comment('failing over')
   const failoverStart = Date.now()
   await replicas.forceFailover(relayed)
   const promoted = Date.now()
+  t.comment('promoted')
   const rolledBack = await retried(async () => await pulse.hot.get(refsOf(accepted)))
   t.comment(`the replica took over in ${promoted - failoverStart} ms; a cluster client read from it ${Date.now() - promoted} ms later`)
   t.ok(rolledBack.filter(failedOver).every((b) => b.rev === phase1Revs.get(bucketId(b))), 'the promoted replica holds the states of phase 1 for the failed-over tickers: phase 2 is rolled back in it')
