@@ -101,6 +101,33 @@ t.test('the page loads and shows every ticker', async (t) => {
   t.same(errors, [], 'no page errors')
 })
 
+t.test('tickers added and retired at run time reach an open page without a reload', async (t) => {
+  const token = 'admin-token-0123456789'
+  const p = await startTestPulse(t, { ADMIN_TOKEN: token })
+  const { page, errors } = await openPage(t, browser)
+  await page.goto(p.url)
+  await waitForState(page, 'live')
+  const admin = async (method: string, path: string, body?: unknown): Promise<number> => {
+    const res = await fetch(`${p.url}/api/v2/admin/tickers${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...body === undefined ? {} : { 'content-type': 'application/json' } },
+      ...body === undefined ? {} : { body: JSON.stringify(body) }
+    })
+    await res.arrayBuffer()
+    return res.status
+  }
+  const row = page.locator('pulse-ticker-list [role="option"][data-ticker="NEWCO"]')
+  t.equal(await row.count(), 0, 'the new ticker is not listed before it is added')
+  t.equal(await admin('POST', '', { ticker: 'NEWCO' }), 201)
+  // The page reads the list again every 10 s.
+  await row.waitFor({ timeout: 20_000 })
+  t.pass('an added ticker appears in the open page')
+  t.equal(await admin('DELETE', '/NEWCO'), 200)
+  await row.waitFor({ state: 'detached', timeout: 20_000 })
+  t.pass('a retired ticker leaves it')
+  t.same(errors, [], 'no page errors')
+})
+
 t.test('a posted item appears in the page as a live update', async (t) => {
   const p = await startTestPulse(t)
   const { page } = await openPage(t, browser)
