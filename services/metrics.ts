@@ -30,7 +30,7 @@ export interface MetricSources {
   /** Admission control: the ingest backlog read afresh, and whether ingest admits batches. */
   admission?: () => Promise<{ admitting: boolean, backlog: { items: number, bytes: number }, limits: { maxItems: number, maxBytes: number } }>
   /** `WriteBehind.stats`. */
-  writeBehind?: () => { bucketsWritten: number, bucketsParked: number, flushes: number, failedRounds: number, backlog: number }
+  writeBehind?: () => { bucketsWritten: number, bucketsParked: number, flushes: number, failedRounds: number, backlog: number, stalledSteps: number }
 }
 
 /** Seconds from acceptance to a client socket: the SPEC target is p99 < 250 ms. */
@@ -224,6 +224,7 @@ export class PulseMetrics {
     this.#mirrored('pulse_write_behind_parked_total', 'Times a bucket the archive refused was parked to be retried later, so the others keep flowing', () => sources.writeBehind?.().bucketsParked)
     this.#mirrored('pulse_write_behind_flushes_total', 'Write-behind flushes', () => sources.writeBehind?.().flushes)
     this.#mirrored('pulse_write_behind_failed_flushes_total', 'Write-behind flushes that stopped on an error', () => sources.writeBehind?.().failedRounds)
+    this.#mirrored('pulse_write_behind_stalled_calls_total', 'Calls to Redis or the archive the write-behind stopped waiting for after the flush lease (the flush failed and the next one started)', () => sources.writeBehind?.().stalledSteps)
     this.#scraped.push(new Gauge({
       name: 'pulse_journal_bytes',
       help: 'Bytes of the embedded journal on disk: batches not yet durable in the archive, and the open segment',

@@ -31,6 +31,7 @@ export async function startAggregator (adapters: PulseAdapters, config: Config, 
     archive,
     log: log.child({ part: 'write-behind' }),
     flushIntervalMs: config.flushIntervalMs,
+    stepTimeoutMs: config.flushLeaseMs,
     // The embedded journal's checkpoint follows the oldest change not yet in the archive, so
     // embedded mode writes every change each interval (its archive is a local dynalite):
     // the checkpoint then trails ingest by about one interval.

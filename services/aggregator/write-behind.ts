@@ -51,6 +51,13 @@ export interface WriteBehindOptions {
   maxParkMs?: number
   /** Runs after every flush, before the next can start (the embedded journal checkpoints here). */
   onFlushed?: (result: FlushResult) => Promise<void> | void
+  /**
+   * Longest wait for one call to the hot state or the archive; past it the flush fails and
+   * the next one starts (a reply lost in a Redis failover would otherwise hold every later
+   * flush forever). The worker passes its flush lease: a call that outlives the lease has
+   * lost its buckets to the next flusher anyway. Default 60 s.
+   */
+  stepTimeoutMs?: number
 }
 
 /** Counters for metrics. */
@@ -70,6 +77,8 @@ export interface WriteBehindStats {
   backlog: number
   /** Archive probes made while backing off after failed flushes. */
   probes: number
+  /** Calls to the hot state or the archive the write-behind stopped waiting for (see `stepTimeoutMs`). */
+  stalledSteps: number
 }
 
 /** What one flush did. */
@@ -106,8 +115,9 @@ export class WriteBehind {
   readonly #parkBaseMs: number
   readonly #maxParkMs: number
   readonly #onFlushed: WriteBehindOptions['onFlushed']
+  readonly #stepTimeoutMs: number
   readonly #stats: WriteBehindStats = {
-    bucketsWritten: 0, bucketsSuperseded: 0, bucketsParked: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0, probes: 0
+    bucketsWritten: 0, bucketsSuperseded: 0, bucketsParked: 0, flushes: 0, failedRounds: 0, consecutiveFailures: 0, backlog: 0, probes: 0, stalledSteps: 0
   }
 
   /** Refusals in a row per bucket id, for the parking backoff (bounded: a leak would need that many bad buckets). */
@@ -130,6 +140,7 @@ export class WriteBehind {
     this.#parkBaseMs = options.parkBaseMs ?? 1000
     this.#maxParkMs = options.maxParkMs ?? 5 * 60_000
     this.#onFlushed = options.onFlushed
+    this.#stepTimeoutMs = options.stepTimeoutMs ?? 60_000
   }
 
   get stats (): Readonly<WriteBehindStats> {
@@ -228,7 +239,7 @@ export class WriteBehind {
     }
     const written = this.#stats.bucketsWritten + this.#stats.bucketsSuperseded - before
     this.#stats.consecutiveFailures = failed ? this.#stats.consecutiveFailures + 1 : 0
-    this.#stats.backlog = await this.#hot.dirtyCount().catch(() => this.#stats.backlog)
+    this.#stats.backlog = await this.#step('count dirty buckets', this.#hot.dirtyCount()).catch(() => this.#stats.backlog)
     if (written > 0) this.#log.debug({ written, backlog: this.#stats.backlog }, 'write-behind flushed')
     return { written, failed, backlog: this.#stats.backlog }
   }
@@ -240,13 +251,13 @@ export class WriteBehind {
   async #drain (handled: Set<string>, cadenceMs: FlushCadence | undefined): Promise<void> {
     let limit = this.#roundSize
     for (;;) {
-      const taken = await this.#hot.takeDirty(limit, cadenceMs)
+      const taken = await this.#step('take dirty buckets', this.#hot.takeDirty(limit, cadenceMs))
       const fresh = taken.filter((bucket) => !handled.has(bucketId(bucket)))
       const round: Bucket[] = fresh.slice(0, this.#roundSize)
       // Taken but not written in this round: hand them back, or a leasing hot state would
       // keep them from the next flush until their lease ran out.
       const inRound = new Set(round)
-      await this.#hot.release(taken.filter((bucket) => !inRound.has(bucket)))
+      await this.#step('hand back buckets', this.#hot.release(taken.filter((bucket) => !inRound.has(bucket))))
       if (fresh.length === 0) {
         if (taken.length < limit) return
         // Everything in view changed again after its write this flush: those wait for the
@@ -256,9 +267,9 @@ export class WriteBehind {
       }
       let outcome
       try {
-        outcome = await this.#archive.put(round)
+        outcome = await this.#step('write to the archive', this.#archive.put(round))
       } catch (err) {
-        await this.#hot.release(round).catch(() => {})
+        await this.#step('hand back buckets', this.#hot.release(round)).catch(() => {})
         throw err
       }
       const done = [...outcome.written, ...outcome.superseded]
@@ -268,13 +279,13 @@ export class WriteBehind {
       }
       this.#stats.bucketsWritten += outcome.written.length
       this.#stats.bucketsSuperseded += outcome.superseded.length
-      await this.#hot.markClean(done)
+      await this.#step('mark buckets clean', this.#hot.markClean(done))
       for (const { bucket, error } of outcome.rejected) {
         handled.add(bucketId(bucket))
         await this.#park(bucket, error)
       }
       if (outcome.failed.length > 0) {
-        await this.#hot.release(outcome.failed).catch(() => {})
+        await this.#step('hand back buckets', this.#hot.release(outcome.failed)).catch(() => {})
         throw outcome.failure ?? new Error('the archive did not write every bucket')
       }
       // Skip past the re-dirtied buckets at the front next time, then a full round.
@@ -290,6 +301,28 @@ export class WriteBehind {
     const waitMs = Math.min(this.#maxParkMs, this.#parkBaseMs * 2 ** (refusals - 1))
     this.#stats.bucketsParked++
     this.#log.warn({ err: error, bucket: id, rev: bucket.rev, refusals, retryInMs: waitMs }, 'archive refused a bucket; parked, the others keep flowing')
-    await this.#hot.release([bucket], waitMs)
+    await this.#step('park a bucket', this.#hot.release([bucket], waitMs))
+  }
+
+  /**
+   * `work`, or a rejection once it has taken longer than the step timeout. The call itself
+   * cannot be taken back: if it completes later it acts like another flusher (leases and the
+   * archive's conditional write keep that safe).
+   */
+  async #step<T> (what: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        this.#stats.stalledSteps++
+        reject(new Error(`write-behind gave up waiting to ${what} after ${this.#stepTimeoutMs} ms`))
+      }, this.#stepTimeoutMs)
+      timer.unref()
+    })
+    work.catch(() => {})
+    try {
+      return await Promise.race([work, deadline])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 }

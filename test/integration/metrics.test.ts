@@ -33,6 +33,7 @@ const LISTED = [
   'pulse_write_behind_parked_total',
   'pulse_write_behind_flushes_total',
   'pulse_write_behind_failed_flushes_total',
+  'pulse_write_behind_stalled_calls_total',
   'pulse_write_behind_backlog',
   'pulse_redis_reconnects_total',
   'pulse_dedupe_entries',

@@ -270,3 +270,33 @@ t.test('backing off, the write-behind probes the archive and writes the backlog 
   t.ok(writeBehind.stats.probes > 0, 'a probe found the archive back')
   t.equal(writeBehind.stats.consecutiveFailures, 0)
 })
+
+// A reply lost in a Redis failover left one call of a flush waiting forever, and with it
+// every later flush: the archive stopped being written while folds went on.
+t.test('a call to the hot state that never answers fails its flush after the step timeout; the next flush writes everything', async (t) => {
+  const { archive, hot, fold } = await setup(t)
+  let hung = 0
+  const hanging = new Proxy(hot, {
+    get (target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown
+      if (property === 'takeDirty' && hung === 0) {
+        return () => { hung++; return new Promise(() => {}) }
+      }
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const log = logger()
+  const writeBehind = new WriteBehind({ hot: hanging, archive, log, flushIntervalMs: 20, maxBackoffMs: 100, stepTimeoutMs: 3000 })
+  t.teardown(() => writeBehind.stop())
+  const items = makeItems(200, 5)
+  await fold(items)
+  writeBehind.start()
+  for (let i = 0; i < 400 && await hot.dirtyCount() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(hung, 1, 'the first flush\'s take never answered')
+  t.equal(await hot.dirtyCount(), 0, 'the flushes after it wrote every bucket')
+  t.equal(writeBehind.stats.stalledSteps, 1, `the stalled call is counted (${writeBehind.stats.stalledSteps})`)
+  t.ok(log.lines.some((line) => line.level === 'warn' && /gave up waiting to take dirty buckets/.test(String((line.obj as { err?: Error }).err?.message))), 'and logged')
+  const expected = expectedBuckets(items)
+  const stored = await archived(archive)
+  t.equal(stored.length, expected.size, 'the archive holds every bucket')
+})
