@@ -21,13 +21,17 @@
  * The old master is SIGKILLed before the failover and stays down: restarted, it would only
  * come back as a replica of the promoted one and drop the writes it alone held.
  */
-import t from 'tap'
+import { Cluster } from 'ioredis'
+import t, { type Test } from 'tap'
+import { RedisKeys } from '../../shared/adapters/redis/keys.js'
+import type { Resolution } from '../../shared/timeseries/resolutions.js'
 import type { Aggregate, Bucket, ScoredItem } from '../../shared/timeseries/bucket.js'
 import { type BucketRef, bucketId } from '../../shared/timeseries/keys.js'
 import { termOf } from '../../shared/timeseries/revision.js'
+import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
 import { differences, expectedBuckets } from '../helpers/expected.js'
 import { assertConverged, postAll, type Watched } from '../helpers/failover-convergence.js'
-import { compare, makeItems, startPulseOnRedis, waitForHot } from '../helpers/fault-cluster.js'
+import { compare, makeItems, type PulseOnRedis, startPulseOnRedis, waitForArchive, waitForHot } from '../helpers/fault-cluster.js'
 import { type RedisClusterNode, startRedisCluster } from '../helpers/redis-cluster.js'
 import { addClusterReplicas } from '../helpers/redis-cluster-replicas.js'
 import { WsTestClient } from '../helpers/stream-clients.js'
@@ -36,6 +40,35 @@ import { WsTestClient } from '../helpers/stream-clients.js'
 const FAILED_OVER = ['AAPL', 'MSFT']
 const ELSEWHERE = 'TSLA'
 const WATCHED: Watched = { tickers: [...FAILED_OVER, ELSEWHERE], resolutions: ['1m', '5m', '1h'] }
+
+/**
+ * When the archive misses a state, prints what the hot state says of each such bucket: its
+ * rev against the archive's, its dirty mark and lease, its last write, the ticker's index
+ * entry and dirty generation, and the worker's warnings.
+ */
+async function explainArchiveGaps (t: Test, pulse: PulseOnRedis, accepted: readonly ScoredItem[], seedUrl: string, natMap: Record<string, { host: string, port: number }>): Promise<void> {
+  const gaps = (await waitForArchive(pulse, accepted, 1000)).problems
+  if (gaps.length === 0) return
+  const { hostname, port } = new URL(seedUrl)
+  const redis = new Cluster([{ host: hostname, port: Number(port) }], { natMap })
+  const keys = new RedisKeys(pulse.env.PULSE_ENV as string)
+  try {
+    for (const id of new Set(gaps.map((gap) => gap.split(':')[0] as string))) {
+      const [series = '', start = ''] = id.split('@')
+      const [ticker = '', resolution = ''] = series.split('#')
+      const ref = { ticker, resolution: resolution as Resolution, start: Number(start) }
+      const [hot] = await pulse.hot.get([ref])
+      const [archived] = await pulse.archive.get([ref], Date.now())
+      const member = `${resolution}:${start}`
+      t.comment(`${id}: hot rev ${hot?.rev} count ${hot?.count}, archive rev ${archived?.rev} count ${archived?.count}; ` +
+        `dirty score ${await redis.zscore(keys.dirty(ticker), member)}, written at ${await redis.zscore(keys.written(ticker), member)}, ` +
+        `index score ${await redis.zscore(keys.dirtyTickers(), ticker)}, dirty-gen ${await redis.get(keys.dirtyGen(ticker))}, now ${Date.now()}`)
+    }
+    for (const worker of pulse.workers) t.comment(worker.output().split('\n').filter((line) => /"level":(40|50)/.test(line)).slice(-20).join('\n'))
+  } finally {
+    redis.disconnect()
+  }
+}
 
 async function retried<T> (fn: () => Promise<T>, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms
@@ -89,7 +122,17 @@ t.test('a lagging cluster replica promoted by CLUSTER FAILOVER FORCE: archive, h
   await assertConverged(t, 'phase 2', pulse, clients, accepted, WATCHED)
   offsets = await replicas.offsets(relayed)
   t.ok(offsets.replica < offsets.master, `the replica lags: phase 2 never reached it (offset ${offsets.replica} < ${offsets.master})`)
-  const phase2Revs = new Map((await pulse.hot.get(refsOf(accepted))).map((b) => [bucketId(b), b.rev]))
+  const phase2Read = pulse.hot.get(refsOf(accepted))
+  const watchdog = setTimeout(() => {
+    // Some runs never get an answer to this read; a fresh client tells whether the cluster answers.
+    const fresh = new RedisHotState({ connection: seed.url, cluster: { natMap: replicas.natMap }, env: pulse.env.PULSE_ENV as string, dedupeWindowMs: 86_400_000 })
+    fresh.get(refsOf(accepted)).then(
+      (buckets) => t.comment(`the read has waited 15 s; a fresh client read ${buckets.length} buckets`),
+      (err: unknown) => t.comment(`the read has waited 15 s; a fresh client failed too: ${String(err)}`)
+    ).finally(() => { fresh.close().catch(() => {}) })
+  }, 15_000)
+  const phase2Revs = new Map((await phase2Read).map((b) => [bucketId(b), b.rev]))
+  clearTimeout(watchdog)
 
   // 3. The master dies and stays down; its lagging replica is forced to take over its slots.
   t.comment(`phases 1 and 2 took ${Math.round((Date.now() - now) / 1000)} s`)
@@ -114,6 +157,7 @@ t.test('a lagging cluster replica promoted by CLUSTER FAILOVER FORCE: archive, h
   const phase3 = makeItems('c', 300, WATCHED.tickers, now, 600)
   await postAll(pulse.gateways, phase3, accepted)
   await assertConverged(t, 'after the failover', pulse, clients, accepted, WATCHED)
+  await explainArchiveGaps(t, pulse, accepted, seed.url, replicas.natMap)
   const touched = refsOf(phase3)
   const renewed = await pulse.hot.get(touched)
   t.equal(renewed.length, touched.length, 'the hot state holds every bucket the new items changed')
