@@ -1,4 +1,3 @@
-import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { PulseError } from '../../shared/errors.js'
@@ -11,10 +10,8 @@ import { MAX_FUTURE_MS } from '../../shared/timeseries/item.js'
 import { type SeriesKey, seriesKey } from '../../shared/timeseries/keys.js'
 import { type Resolution, bucketStart, DURATION_MS, isRetained, RETENTION_MS } from '../../shared/timeseries/resolutions.js'
 import { isNewerState } from '../../shared/timeseries/revision.js'
-import { BusEventSchema } from './schemas.js'
-
-/** Compiled once: every bus message a gateway receives is checked with it. */
-const busEventCheck = TypeCompiler.Compile(BusEventSchema)
+import { eventProblem } from './bus-event-check.js'
+import { SeriesPosition } from './series-position.js'
 
 /** Defaults of {@link SeriesCacheOptions}. */
 export const SERIES_CACHE_DEFAULTS = {
@@ -73,15 +70,8 @@ interface Entry {
   readonly watchers: Set<SeriesListener>
   /** Pending release of the subscription after the last watcher left. */
   linger: NodeJS.Timeout | undefined
-  /**
-   * The series' position: the cache has held (and passed on) every state of the series
-   * whose rev is at most this. 0 until the first load; it only rises.
-   */
-  position: number
-  /** Loaded once since the subscription started: bus events may raise the position. */
-  vouching: boolean
-  /** The bus may have lost messages and the resync has not repaired the series yet. */
-  suspect: boolean
+  /** The series' position: the cache has held (and passed on) every state up to it. */
+  readonly position: SeriesPosition
   /** Bus messages that came during the first load: they wait for the position it vouches for. */
   early: unknown[]
 }
@@ -104,18 +94,6 @@ export interface SeriesView {
  */
 export function revalidateMs (resolution: Resolution): number {
   return Math.min(60_000, Math.max(15_000, DURATION_MS[resolution] / 4))
-}
-
-/** Why a bus message is not a bucket event of `entry`'s series, or undefined when it is. */
-export function eventProblem (entry: { ticker: string, resolution: Resolution }, event: unknown): string | undefined {
-  if (!busEventCheck.Check(event)) {
-    const first = busEventCheck.Errors(event).First()
-    return first === undefined ? 'not a bucket event' : `${first.path || '/'}: ${first.message}`
-  }
-  const { bucket } = event
-  if (bucket.ticker !== entry.ticker || bucket.resolution !== entry.resolution) return 'bucket of another series'
-  if (bucketStart(bucket.start, bucket.resolution) !== bucket.start) return 'bucket start not aligned to its resolution'
-  return undefined
 }
 
 /**
@@ -173,7 +151,7 @@ export class SeriesCache {
     this.#sweeper.unref()
     this.#stopResync = options.bus.onResync(() => { this.resync().catch(() => {}) })
     this.#stopLoss = options.bus.onLoss(() => {
-      for (const entry of this.#series.values()) entry.suspect = true
+      for (const entry of this.#series.values()) entry.position.doubt()
     })
   }
 
@@ -185,11 +163,11 @@ export class SeriesCache {
     if (entry.refreshedAt === 0) {
       this.misses++
       const buckets = await this.#refresh(entry)
-      return { buckets, hit: false, complete: entry.refreshedAt !== 0, position: entry.position }
+      return { buckets, hit: false, complete: entry.refreshedAt !== 0, position: entry.position.value }
     }
     if (now - entry.refreshedAt > revalidateMs(resolution)) this.#refresh(entry).catch(() => {})
     this.hits++
-    return { buckets: this.#sorted(entry, now), hit: true, complete: true, position: entry.position }
+    return { buckets: this.#sorted(entry, now), hit: true, complete: true, position: entry.position.value }
   }
 
   /**
@@ -227,7 +205,7 @@ export class SeriesCache {
       throw err
     }
     // A position is vouched for from the first load on: a series watched before anyone read it is loaded now.
-    if (!entry.vouching && entry.refreshing === undefined) this.#refresh(entry).catch(() => {})
+    if (!entry.position.vouched && entry.refreshing === undefined) this.#refresh(entry).catch(() => {})
     let watching = true
     return () => {
       if (!watching) return
@@ -323,9 +301,7 @@ export class SeriesCache {
         subscription: undefined,
         watchers: new Set(),
         linger: undefined,
-        position: 0,
-        vouching: false,
-        suspect: false,
+        position: new SeriesPosition(),
         early: []
       }
       this.#series.set(key, entry)
@@ -384,7 +360,7 @@ export class SeriesCache {
   #receive (entry: Entry, event: unknown): void {
     if (this.#series.get(entry.key) !== entry) return
     // Until the first load vouches for a position, an event could only promise none (0).
-    if (!entry.vouching && entry.refreshing !== undefined) {
+    if (!entry.position.vouched && entry.refreshing !== undefined) {
       entry.early.push(event)
       return
     }
@@ -400,17 +376,14 @@ export class SeriesCache {
     // An older state (a message from before the last resync or load) would take a client backwards.
     if (current !== undefined && isNewerState(current, valid.bucket)) return
     if (isNewerState(valid.bucket, current)) this.#store(entry, valid.bucket)
-    // A series channel carries its states in position order, so every state before this
-    // one's position has arrived — unless messages may have been lost since the last
-    // resync. Other states at this same position may still be on their way: hence `rev - 1`.
-    if (entry.vouching && !entry.suspect) entry.position = Math.max(entry.position, valid.bucket.rev - 1)
+    entry.position.heard(valid.bucket.rev)
     this.#notify(entry, valid)
   }
 
   #notify (entry: Entry, event: BucketEvent): void {
     for (const watcher of entry.watchers) {
       try {
-        watcher(event, entry.position)
+        watcher(event, entry.position.value)
       } catch (err) {
         this.#options.onError?.(err, entry.key)
       }
@@ -473,16 +446,8 @@ export class SeriesCache {
       this.#notify(entry, { kind: 'change', bucket })
     }
     // Only the resync that follows a restored subscription ends the doubt about the bus.
-    if (afterLoss) entry.suspect = false
-    this.#vouch(entry, buckets)
-  }
-
-  /** An atomic hot-state read of the series after its subscription was active: it vouches for its newest rev. */
-  #vouch (entry: Entry, read: readonly Bucket[]): void {
-    let newest = 0
-    for (const bucket of read) newest = Math.max(newest, bucket.rev)
-    entry.position = Math.max(entry.position, newest)
-    entry.vouching = true
+    if (afterLoss) entry.position.resynced()
+    entry.position.read(buckets)
   }
 
   #window (resolution: Resolution): { from: number, to: number } {
@@ -523,7 +488,7 @@ export class SeriesCache {
       for (const bucket of hot.value) {
         if (this.#merge(entry, bucket) && revalidating) this.#notify(entry, { kind: 'change', bucket })
       }
-      this.#vouch(entry, hot.value)
+      entry.position.read(hot.value)
       if (archived.status === 'fulfilled') {
         entry.refreshedAt = now
       } else {

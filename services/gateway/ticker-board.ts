@@ -5,7 +5,7 @@ import { type Bucket } from '../../shared/timeseries/bucket.js'
 import { type BucketRef, type SeriesKey, bucketId, seriesKey } from '../../shared/timeseries/keys.js'
 import { bucketStart } from '../../shared/timeseries/resolutions.js'
 import type { ArchiveBreaker } from './archive-breaker.js'
-import { eventProblem } from './series-cache.js'
+import { eventProblem } from './bus-event-check.js'
 
 /** The resolutions the tickers listing shows. */
 export const BOARD_RESOLUTIONS = ['1m', '24h'] as const
