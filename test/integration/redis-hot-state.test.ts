@@ -40,6 +40,16 @@ async function newState (dedupeWindowMs = DAY): Promise<RedisHotState> {
   return hot
 }
 
+/** A hot state of its own env, and a plain client to reach behind it. */
+async function stateWithAdmin (t: { teardown: (fn: () => unknown) => void }): Promise<{ env: string, hot: RedisHotState, admin: Redis }> {
+  const env = `t${randomUUID().slice(0, 8)}`
+  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY })
+  t.teardown(() => hot.close())
+  const admin = new Redis(server.url)
+  t.teardown(() => admin.disconnect())
+  return { env, hot, admin }
+}
+
 /** Folds, seeding known-empty buckets whenever the state asks. */
 async function foldLoaded (hot: RedisHotState, items: ScoredItem[], now: number): Promise<{ changed: Bucket[], duplicates: number }> {
   for (;;) {
@@ -240,11 +250,7 @@ t.test('concurrent workers keep totals exact', async (t) => {
 })
 
 t.test('a retried fold whose first run applied unseen (its index write lost) indexes the ticker again', async (t) => {
-  const env = `t${randomUUID().slice(0, 8)}`
-  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY })
-  t.teardown(() => hot.close())
-  const admin = new Redis(server.url)
-  t.teardown(() => admin.disconnect())
+  const { env, hot, admin } = await stateWithAdmin(t)
   const now = Date.now()
   const items = [item('lost-1', now - 1000, 0.4), item('lost-2', now - 900, -0.2)]
   await foldLoaded(hot, items, now)
@@ -261,11 +267,7 @@ t.test('a retried fold whose first run applied unseen (its index write lost) ind
 // but a fold may bring the bucket back between the flusher's read and that forgetting;
 // then its new state must still be written behind.
 t.test('a bucket that comes back between a flush read that missed it and the drop of its mark stays dirty', async (t) => {
-  const env = `t${randomUUID().slice(0, 8)}`
-  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: DAY })
-  t.teardown(() => hot.close())
-  const admin = new Redis(server.url)
-  t.teardown(() => admin.disconnect())
+  const { env, hot, admin } = await stateWithAdmin(t)
   const now = Date.now()
   const ts = bucketStart(now, '1m') + 1
   const minute: BucketRef = { ticker: 'AAPL', resolution: '1m', start: bucketStart(now, '1m') }
