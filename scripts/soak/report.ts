@@ -1,4 +1,4 @@
-import { EXPIRY_GRACE_MS } from '../../shared/adapters/redis/fold-plan.js'
+import { expiryGraceMs } from '../../shared/adapters/redis/fold-plan.js'
 import { DURATION_MS, RETENTION_MS } from '../../shared/timeseries/resolutions.js'
 import type { SoakMode } from './topology.js'
 import type { Sample } from './sampler.js'
@@ -44,15 +44,15 @@ const JUDGED_SECONDS = 120
 /**
  * How long the count of Redis bucket keys takes to level at the current retention (read
  * when the figures are made, after the soak applied its scale). A bucket's keys live its
- * length + retention + {@link EXPIRY_GRACE_MS} (fold-plan.ts) from its start, so keys of
+ * length + retention + {@link expiryGraceMs} (fold-plan.ts) from its start, so keys of
  * the series that turn over within the run (1m, 5m, 10m) pile up for that long before as
  * many expire as are made; the coarser series add one key a ticker at each of their
- * boundaries, a step rather than a slope. With retention ÷ 1440 the grace (60 min, not
- * scaled: it covers early items and lagging clocks) dominates: 10 + 1 + 60 = 71 minutes.
+ * boundaries, a step rather than a slope. With retention ÷ 1440 the grace is at its floor
+ * (5 min: items still come up to 5 minutes early): 10 + 1 + 5 = 16 minutes.
  */
 export function hotKeysWarmupSeconds (): number {
   const turnover = (['1m', '5m', '10m'] as const).map((r) => DURATION_MS[r] + RETENTION_MS[r])
-  return (Math.max(...turnover) + EXPIRY_GRACE_MS) / 1000
+  return (Math.max(...turnover) + expiryGraceMs()) / 1000
 }
 
 const mb = (v: number): string => (v / MB).toFixed(1)
@@ -80,7 +80,7 @@ export function figuresOf (mode: SoakMode, processes: readonly string[], tickers
   figures.push({ name: 'archive rows', read: (s) => s.archiveRows, show: whole, floor: 0, ...(standIn === undefined ? {} : { notJudged: standIn }) })
   figures.push({ name: 'live rows', read: (s) => s.archiveLiveRows, show: whole, floor: 0 })
   if (mode === 'cluster') {
-    const hotKeys = { warmupSeconds: hotKeysWarmupSeconds(), warmupReason: 'bucket keys live length + retention + 60 min grace' }
+    const hotKeys = { warmupSeconds: hotKeysWarmupSeconds(), warmupReason: `bucket keys live length + retention + ${Math.round(expiryGraceMs() / 60_000)} min grace` }
     figures.push({ name: 'redis MB', read: (s) => s.redisUsedMemory, show: mb, floor: 0, ...hotKeys })
     figures.push({ name: 'redis keys', read: (s) => s.redisKeys, show: whole, floor: 0, ...hotKeys })
     // A ticker's dirty set (no TTL, gone when empty) comes and goes with its unwritten buckets.

@@ -59,6 +59,14 @@ export function scaledRetention (scale: number): Record<Resolution, number> {
  */
 export function applyRetentionScale (scale: number): void {
   Object.assign(RETENTION_MS, scaledRetention(scale))
+  appliedScale = scale
+}
+
+let appliedScale = 1
+
+/** The scale {@link applyRetentionScale} applied: 1 in production. */
+export function retentionScale (): number {
+  return appliedScale
 }
 
 export function isResolution (value: unknown): value is Resolution {

@@ -3,29 +3,48 @@ import { type Bucket, type ScoredItem, MAX_SOURCES, foldAggregate, groupByBucket
 import { dedupeFingerprint, dedupeSlices } from '../../timeseries/dedupe.js'
 import { type BucketRef } from '../../timeseries/keys.js'
 import type { TermGrant } from '../../ports/hot-state.js'
-import { type Resolution, DURATION_MS, RETENTION_MS, bucketEnd } from '../../timeseries/resolutions.js'
+import { type Resolution, DURATION_MS, RESOLUTIONS, RETENTION_MS, bucketEnd, retentionScale } from '../../timeseries/resolutions.js'
 import { BUCKET_FIELDS, decodeBucket, encodeAggregate, encodeBucket, numberText } from './bucket-codec.js'
 import { type RedisKeys, dirtyMember } from './keys.js'
 
-/** How long keys outlive their bucket's retention (covers items up to 5 minutes early). */
-export const EXPIRY_GRACE_MS = 60 * 60_000
+/** How long keys outlive their bucket's retention in production (covers items up to 5 minutes early and lagging clocks). */
+const PRODUCTION_EXPIRY_GRACE_MS = 60 * 60_000
+/** The least grace a test retention scale leaves: items still come up to 5 minutes early. */
+const SCALED_EXPIRY_GRACE_FLOOR_MS = 5 * 60_000
+
+/**
+ * How long keys outlive their bucket's retention: 60 minutes in production; under a test
+ * retention scale the grace shrinks with the retention, to no less than 5 minutes, so the
+ * soak's key count levels within its run instead of after an hour.
+ */
+export function expiryGraceMs (): number {
+  return Math.max(SCALED_EXPIRY_GRACE_FLOOR_MS, PRODUCTION_EXPIRY_GRACE_MS / retentionScale())
+}
 
 /**
  * Milliseconds from `now` until a bucket's keys may expire: its end + retention + grace,
  * and never less than the grace, so a caller whose clock lags keeps what it just wrote.
  */
 export function bucketTtlMs (ref: BucketRef, now: number): number {
-  return Math.max(EXPIRY_GRACE_MS, bucketEnd(ref.start, ref.resolution) + RETENTION_MS[ref.resolution] + EXPIRY_GRACE_MS - now)
+  return Math.max(expiryGraceMs(), bucketEnd(ref.start, ref.resolution) + RETENTION_MS[ref.resolution] + expiryGraceMs() - now)
 }
 
 /** A series index outlives every bucket written into it now. */
 function indexTtlMs (resolution: Resolution): number {
-  return DURATION_MS[resolution] + RETENTION_MS[resolution] + EXPIRY_GRACE_MS
+  return DURATION_MS[resolution] + RETENTION_MS[resolution] + expiryGraceMs()
+}
+
+/**
+ * The longest any key of a ticker lives after its last write: the longest series index
+ * life. A ticker not written for this long has no key left.
+ */
+export function longestKeyLifeMs (): number {
+  return Math.max(...RESOLUTIONS.map(indexTtlMs))
 }
 
 /** Starts below this have expired bucket keys at `now`, so the index can forget them. */
 function indexTrimBefore (resolution: Resolution, now: number): number {
-  return now - DURATION_MS[resolution] - RETENTION_MS[resolution] - EXPIRY_GRACE_MS
+  return now - DURATION_MS[resolution] - RETENTION_MS[resolution] - expiryGraceMs()
 }
 
 /** Keys and arguments of one script call, plus the refs in the order the script numbers them. */

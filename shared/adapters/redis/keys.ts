@@ -25,9 +25,10 @@ import { type Resolution, isResolution } from '../../timeseries/resolutions.js'
  *   dirty-gen: a flush reads it instead of asking every ticker. Written only when a
  *   ticker's dirty set becomes non-empty (not on every fold), so it is no hot key; a flush
  *   removes a ticker it found clean only while its score still is the gen it found clean at
- * - `pulse:<env>:tickers` set of every ticker that ever had dirty buckets (written with the
- *   index), read once per process to repair the index after a crash between a fold and
- *   its index write
+ * - `pulse:<env>:indexed-tickers` sorted set of the tickers that had dirty buckets, scored by
+ *   when they were last indexed (written with the index), read once per process to repair
+ *   the index after a crash between a fold and its index write; a ticker leaves it once
+ *   every key it could have had has expired ({@link longestKeyLifeMs} in fold-plan.ts)
  * - `pulse:<env>:open-buckets` sorted set of `TICKER:5m:<start>` of buckets that folds
  *   touched, scored by their end: the finalizer reads the ended window from it instead of
  *   asking every ticker, and trims what it finalized
@@ -81,8 +82,8 @@ export class RedisKeys {
     return `${this.#tag(ticker)}:position`
   }
 
-  tickers (): string {
-    return `${this.#prefix}:tickers`
+  indexedTickers (): string {
+    return `${this.#prefix}:indexed-tickers`
   }
 
   tickerRegistry (): string {

@@ -7,7 +7,7 @@ import { type BucketRef, groupByTicker } from '../../timeseries/keys.js'
 import { type Resolution, DURATION_MS, RESOLUTIONS, isResolution, bucketEnd } from '../../timeseries/resolutions.js'
 import { BUCKET_FIELDS, decodeBucket } from './bucket-codec.js'
 import { closeConnection, execPipeline, openRedis, type RedisClient, type RedisClusterOptions } from './connection.js'
-import { type FoldPublication, parseFoldReply, planFold, planSeed } from './fold-plan.js'
+import { type FoldPublication, longestKeyLifeMs, parseFoldReply, planFold, planSeed } from './fold-plan.js'
 import { RedisKeys, dirtyMember, openMember, parseOpenMember } from './keys.js'
 import { defineScripts } from './lua-scripts.js'
 
@@ -348,9 +348,11 @@ export class RedisHotState implements HotState {
   async #indexDirty (gens: ReadonlyArray<[string, number]>): Promise<void> {
     const dirty = gens.filter(([, gen]) => gen >= 0)
     if (dirty.length === 0) return
+    const now = Date.now()
     await execPipeline(this.#redis.pipeline()
       .zadd(this.#keys.dirtyTickers(), 'GT', ...dirty.flatMap(([ticker, gen]) => [gen, ticker]))
-      .sadd(this.#keys.tickers(), ...dirty.map(([ticker]) => ticker)))
+      .zadd(this.#keys.indexedTickers(), ...dirty.flatMap(([ticker]) => [now, ticker]))
+      .zremrangebyscore(this.#keys.indexedTickers(), '-inf', now - longestKeyLifeMs()))
   }
 
   /**
@@ -360,7 +362,7 @@ export class RedisHotState implements HotState {
    */
   async #repairIndexOnce (): Promise<void> {
     if (this.#indexRepaired) return
-    const tickers = await this.#redis.smembers(this.#keys.tickers())
+    const tickers = await this.#redis.zrange(this.#keys.indexedTickers(), 0, -1)
     if (tickers.length > 0) {
       const pipeline = this.#redis.pipeline()
       for (const ticker of tickers) pipeline.pulseMarkDirty(3, this.#keys.dirty(ticker), this.#keys.written(ticker), this.#keys.dirtyGen(ticker))

@@ -30,8 +30,8 @@ pre-aggregated each group (the domain's foldAggregate). This script:
 Journal marks (seq, ep) belong to the embedded journal, which runs with the memory hot
 state only: a bucket keeps whatever seq/ep it was seeded with, untouched.
 
-KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns), dirty-gen,
-      position (hash: run, term, count; expires no sooner than any bucket this script wrote)
+KEYS: current seen slice, dirty, bucket hashes (nb), series indexes (ni), earlier seen slices (ns), dirty-gen
+      (expires no sooner than any bucket this script wrote), position (hash: run, term, count; expires no sooner than any bucket this script wrote)
 ARGV: currentSliceExpiresAt (epoch ms), nb, ni, nIds, ns,
       per index: ttlMs, trimBefore
       per bucket: member, ttlMs, indexPos, start, 15 aggregate fields (see bucket-codec.ts)
@@ -58,7 +58,7 @@ local offeredRun, offeredTerm = ARGV[idBase + nIds + 2], tonumber(ARGV[idBase + 
 local ticker, publishCommand = ARGV[idBase + nIds + 4], ARGV[idBase + nIds + 5]
 local channelPrefix, acceptedAt = ARGV[idBase + nIds + 6], ARGV[idBase + nIds + 7]
 local clockSkew = tonumber(ARGV[idBase + nIds + 8]) or 0
-local positionKey = KEYS[2 + nb + ni + ns + 2]
+local genKey, positionKey = KEYS[2 + nb + ni + ns + 1], KEYS[2 + nb + ni + ns + 2]
 local TERM_SPAN = 268435456
 
 local function fmt (x)
@@ -145,13 +145,15 @@ if #seenIds > 0 then
   return seenIds
 end
 
--- The position outlives every bucket it numbered and goes some time after the last of them:
--- its expiry is pushed to the latest expiry of the buckets this fold writes (each one's
--- ttlMs from now is at least what its key has left), never pulled in.
+-- The position and the dirty-gen outlive every bucket of the ticker and go some time after the
+-- last of them: their expiry is pushed to the latest expiry of the buckets this fold writes
+-- (each one's ttlMs from now is at least what its key has left), never pulled in. So a ticker
+-- that stops getting items leaves no key behind, and a dirty-gen never restarts while the
+-- dirty-tickers index may still hold the ticker at an older gen.
 local keepMs = 0
 for b = 1, nb do keepMs = math.max(keepMs, tonumber(ARGV[bucketBase + PER_BUCKET * (b - 1) + 2])) end
-local function outliveBuckets ()
-  if redis.call('PTTL', positionKey) < keepMs then redis.call('PEXPIRE', positionKey, keepMs) end
+local function outliveBuckets (key)
+  if redis.call('PTTL', key) < keepMs then redis.call('PEXPIRE', key, keepMs) end
 end
 
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
@@ -163,7 +165,7 @@ if held[1] ~= run or term == nil or count == nil or count >= TERM_SPAN - 1 then
   end
   term, count = offeredTerm, 0
   redis.call('HSET', positionKey, 'run', run, 'term', fmt(term), 'count', '0')
-  outliveBuckets()
+  outliveBuckets(positionKey)
 end
 local termFloor = term * TERM_SPAN
 
@@ -191,7 +193,7 @@ redis.call('PEXPIREAT', seenKey, sliceExpiresAt)
 
 count = count + 1
 redis.call('HSET', positionKey, 'count', fmt(count))
-outliveBuckets()
+outliveBuckets(positionKey)
 local rev = termFloor + count
 
 local wasClean = redis.call('EXISTS', dirtyKey) == 0
@@ -268,7 +270,8 @@ for i = 1, ni do
   end
 end
 
-if wasClean and #changed > 2 then changed[2] = redis.call('INCR', KEYS[2 + nb + ni + ns + 1]) end
+if wasClean and #changed > 2 then changed[2] = redis.call('INCR', genKey) end
+outliveBuckets(genKey)
 -- Last, once every write is done: a receiver that reads the hot state on a message finds at least this state.
 for _, m in ipairs(messages) do redis.call(publishCommand, m[1], m[2]) end
 return changed
