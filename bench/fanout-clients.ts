@@ -3,7 +3,9 @@
  * `count` real clients, spread over the given gateways — `ws` WebSockets for Pulse and the
  * bare ws peer, `socket.io-client` (WebSocket transport) for the Socket.IO peer — and
  * records, for each bucket update, receipt time minus `accepted_at` (when it was
- * published). Talks to the parent over IPC: `ready` when all are open, the histogram on `stop`.
+ * published), and counts updates and their bytes (a `bucket_delta` carries no
+ * `accepted_at`: counted, not timed). Talks to the parent over IPC: `ready` when all are
+ * open, the counts and the histogram on `stop`.
  */
 import hdr from 'hdr-histogram-js'
 import { io, type Socket } from 'socket.io-client'
@@ -21,9 +23,11 @@ interface Start {
 const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
 const closers: Array<() => void> = []
 let events = 0
+let bytes = 0
 let recording = false
 
 const ACCEPTED_AT = '"accepted_at":'
+const DELTA = '"type":"bucket_delta"'
 
 /**
  * Records one message's latency. Only bucket updates carry `accepted_at`; it is found and
@@ -33,7 +37,14 @@ const ACCEPTED_AT = '"accepted_at":'
 function record (message: Buffer | string): void {
   if (!recording) return
   const at = message.indexOf(ACCEPTED_AT)
-  if (at < 0) return
+  if (at < 0) {
+    if (message.indexOf(DELTA) >= 0) {
+      events++
+      bytes += message.length
+    }
+    return
+  }
+  bytes += message.length
   let acceptedAt = 0
   for (let i = at + ACCEPTED_AT.length; i < message.length; i++) {
     const digit = typeof message === 'string' ? message.charCodeAt(i) - 48 : (message[i] as number) - 48
@@ -84,7 +95,7 @@ process.on('message', (message: { op: 'start' } & Start | { op: 'record' } | { o
     recording = true
   } else {
     recording = false
-    process.send?.({ op: 'result', events, histogram: hdr.encodeIntoCompressedBase64(histogram) }, () => {
+    process.send?.({ op: 'result', events, bytes, histogram: hdr.encodeIntoCompressedBase64(histogram) }, () => {
       for (const close of closers) close()
       process.exit(0)
     })

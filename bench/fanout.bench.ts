@@ -1,15 +1,21 @@
 /**
  * Fan-out benchmark: Pulse next to its peers, in the same run, with the same load client,
  * on the same Redis. Each system runs two gateway processes (clients spread over both);
- * a publisher sends ~300-byte bucket updates on one channel, a new bucket per message, at
- * a fixed rate. Systems:
+ * a publisher sends ~300-byte bucket updates on one channel at a fixed rate: 32 past 1m
+ * buckets in turn, each message one more item folded into one of them (so a bucket changes
+ * every 1.6 s at 20 updates/s, every 160 ms at 200/s: never inside Pulse's 100 ms debounce,
+ * and always one field set away from its last state, as a live bucket is). Systems:
  *  - `ws`: a bare `ws` server subscribed to one Redis channel, sending each message to every client;
  *  - `socketio`: Socket.IO 4 with `@socket.io/redis-adapter`, clients in one room;
  *  - `pulse-fastify`, `pulse-uws`: Pulse gateways (`ROLE=gateway`, cluster mode) on each
- *    engine, fed through Pulse's own Redis bus.
- * For each it prints the publish → client receipt latency (p50/p99/max), delivered/expected
- * events, gateway RSS per connection (idle, after a full GC) and gateway CPU, then the
- * Pulse/peer ratios; and a last row with 10,000 clients on one Pulse gateway.
+ *    engine, fed through Pulse's own Redis bus, clients on full states (`?encoding=full`);
+ *  - `pulse-fastify-delta`, `pulse-uws-delta`: the same with the SDK's encoding
+ *    (`?encoding=delta`): a client gets a bucket's first state whole, then `bucket_delta`s.
+ * For each it prints the publish → client receipt latency (p50/p99/max; a delta carries no
+ * `accepted_at`, so on delta rows only the whole states are timed), delivered/expected
+ * events, bytes and gateway CPU per delivered update, gateway RSS per connection (idle,
+ * after a full GC) and gateway CPU, then the Pulse/peer ratios and delta/full; and a last
+ * row with 10,000 clients on one Pulse gateway.
  *
  * Run: `npx tsx bench/fanout.bench.ts`. Settings (environment):
  *   BENCH_ROWS     clients×updates/s rows, default `100x20,1000x20,5000x20,1000x200`
@@ -23,6 +29,7 @@
  *                  so a burst of load from elsewhere on the machine does not decide a ratio
  *   BENCH_CPU_PROF a directory: gateways run with `--cpu-prof` and write their profiles there
  * A quick run: `BENCH_ROWS=100x20 BENCH_SINGLE=0 BENCH_SECONDS=3 BENCH_ROUNDS=1 npx tsx bench/fanout.bench.ts`.
+ * Delta against full: `BENCH_ROWS=1000x20,1000x200 BENCH_SYSTEMS=pulse-fastify,pulse-fastify-delta,pulse-uws,pulse-uws-delta BENCH_SINGLE=0 npx tsx bench/fanout.bench.ts`.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
@@ -44,11 +51,15 @@ const PEER_EVENT = 'update'
 const LOAD_SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const CLIENTS_PER_PROCESS = 2500
 const PHASE_TIMEOUT_MS = 240_000
-/** Past 1m buckets the publisher cycles through, so each message is a bucket not sent in the last debounce window. */
-const BUCKET_CYCLE = 300
+/**
+ * Past 1m buckets the publisher cycles through: enough that a bucket is never sent twice in
+ * one debounce window (up to 320 updates/s), few enough that every channel and connection
+ * remembers each one's last state (a channel keeps 64 delta bases).
+ */
+const BUCKET_CYCLE = 32
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url))
 
-type System = 'ws' | 'socketio' | 'pulse-fastify' | 'pulse-uws'
+type System = 'ws' | 'socketio' | 'pulse-fastify' | 'pulse-uws' | 'pulse-fastify-delta' | 'pulse-uws-delta'
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'ws,socketio,pulse-fastify,pulse-uws').split(',').map((s) => s.trim() as System)
 /** `clients×rate` rows, e.g. `100x20,1000x20`; a row without a rate runs at 20 updates/s. */
 function rows (text: string): Array<{ clients: number, rate: number }> {
@@ -69,11 +80,16 @@ interface Result {
   gateways: number
   clients: number
   rate: number
+  /** Latency of the updates that carry `accepted_at`, ms; NaN when none did (deltas only). */
   p50: number
   p99: number
   max: number
   delivered: number
   expected: number
+  /** WebSocket payload bytes a client received per delivered update. */
+  bytesPerUpdate: number
+  /** Gateway CPU per delivered update, µs, all gateways together. */
+  cpuPerUpdateUs: number
   rssPerConnKb: number
   /** Gateway CPU over the load window, % of one core, all gateways together. */
   cpuPct: number
@@ -139,29 +155,48 @@ const socketIoRedis = [new Redis(redis.url), new Redis(redis.url)]
 socketIoPublisher.adapter(createAdapter(socketIoRedis[0], socketIoRedis[1]))
 
 let published = 0
+/** Each bucket of the cycle as its updates left it, by start. */
+const held = new Map<number, Bucket>()
 
-/** The n-th update: a past 1m bucket of AAPL, a different one from the last BUCKET_CYCLE. */
+/** The n-th update: one more item folded into the (n mod BUCKET_CYCLE)-th past 1m bucket of AAPL. */
 function update (n: number, now: number): { bucket: Bucket, text: string } {
   const start = (Math.floor(now / 60_000) - 1 - (n % BUCKET_CYCLE)) * 60_000
-  const key = { ts: start, id: `b${n}` }
   const score = ((n % 21) - 10) / 10
-  const bucket: Bucket = {
-    ticker: 'AAPL',
-    resolution: '1m',
-    start,
-    open: score,
-    high: Math.max(score, 0.5),
-    low: Math.min(score, -0.5),
-    close: score,
-    count: 7,
-    sum: score * 7,
-    label_counts: { positive: 3, neutral: 2, negative: 2 },
-    sources: ['finnhub', 'tiingo'],
-    first: key,
-    last: key,
-    rev: n + 1,
-    last_updated: now
-  }
+  const key = { ts: start + (n % 60_000), id: `b${n}` }
+  const before = held.get(start)
+  const label = score > 0.2 ? 'positive' : score < -0.2 ? 'negative' : 'neutral'
+  const bucket: Bucket = before === undefined
+    ? {
+        ticker: 'AAPL',
+        resolution: '1m',
+        start,
+        open: score,
+        high: score,
+        low: score,
+        close: score,
+        count: 1,
+        sum: score,
+        label_counts: { positive: 0, neutral: 0, negative: 0, [label]: 1 },
+        sources: ['finnhub', 'tiingo'],
+        first: key,
+        last: key,
+        rev: n + 1,
+        last_updated: now
+      }
+    : {
+        ...before,
+        high: Math.max(before.high, score),
+        low: Math.min(before.low, score),
+        close: score,
+        count: before.count + 1,
+        sum: before.sum + score,
+        label_counts: { ...before.label_counts, [label]: before.label_counts[label] + 1 },
+        last: key,
+        rev: n + 1,
+        last_updated: now
+      }
+  held.set(start, bucket)
+  if (held.size > 2 * BUCKET_CYCLE) held.delete(held.keys().next().value as number)
   // The peers send what Pulse sends for the same change: same size, same client parsing.
   const text = JSON.stringify({ type: 'bucket_update', id: String(now), ticker: 'AAPL', resolution: '1m', bucket: toWireBucket(bucket, now), accepted_at: now })
   return { bucket, text }
@@ -194,7 +229,7 @@ async function startGateway (system: System, clients: number): Promise<{ child: 
             PULSE_ENV,
             DEMO_FEED: '0',
             LOG_LEVEL: 'silent',
-            GATEWAY_ENGINE: system === 'pulse-uws' ? 'uws' : 'fastify',
+            GATEWAY_ENGINE: system.startsWith('pulse-uws') ? 'uws' : 'fastify',
             INGEST_API_KEY: KEY,
             MAX_CONNECTIONS: String(clients + 100),
             RATE_LIMIT_INGEST: '0',
@@ -222,7 +257,7 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
     const urls = gateways.map(({ url }) => {
       if (system === 'socketio') return url
       if (system === 'ws') return url.replace(/^http/, 'ws')
-      return `${url.replace(/^http/, 'ws')}/api/v2/ws?tickers=AAPL&resolutions=1m`
+      return `${url.replace(/^http/, 'ws')}/api/v2/ws?tickers=AAPL&resolutions=1m&encoding=${system.endsWith('-delta') ? 'delta' : 'full'}`
     })
     for (let left = clients; left > 0; left -= CLIENTS_PER_PROCESS) {
       const worker = fork(here('./fanout-clients.ts'), { execArgv: ['--import', 'tsx'] })
@@ -230,6 +265,12 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
       workers.push(worker)
     }
     await Promise.all(workers.map(async (worker) => await next(worker, 'ready')))
+    // Every bucket of the cycle once before the timed window, as on a stream watched for a
+    // while: a delta client then holds the base of each bucket it is sent.
+    for (let i = 0; i < BUCKET_CYCLE; i++) {
+      await publish(system)
+      await sleep(5)
+    }
     await sleep(1500)
     const connected = await rssKb(children)
     for (const worker of workers) worker.send({ op: 'record' })
@@ -249,13 +290,15 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
 
     const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000, numberOfSignificantValueDigits: 3 })
     let delivered = 0
+    let bytes = 0
     const results = await Promise.all(workers.map(async (worker) => {
-      const result = next<{ events: number, histogram: string }>(worker, 'result')
+      const result = next<{ events: number, bytes: number, histogram: string }>(worker, 'result')
       worker.send({ op: 'stop' })
       return await result
     }))
     for (const result of results) {
       delivered += result.events
+      bytes += result.bytes
       merged.add(hdr.decodeFromCompressedBase64(result.histogram))
     }
     return {
@@ -263,11 +306,14 @@ async function phase (system: System, clients: number, rate: number, gatewayCoun
       gateways: gatewayCount,
       clients,
       rate,
-      p50: merged.getValueAtPercentile(50),
-      p99: merged.getValueAtPercentile(99),
-      max: merged.maxValue,
+      p50: merged.totalCount === 0 ? NaN : merged.getValueAtPercentile(50),
+      p99: merged.totalCount === 0 ? NaN : merged.getValueAtPercentile(99),
+      max: merged.totalCount === 0 ? NaN : merged.maxValue,
       delivered,
       expected: messages * clients,
+      bytesPerUpdate: delivered === 0 ? 0 : Math.round(bytes / delivered),
+      // Clock ticks are 10 ms.
+      cpuPerUpdateUs: delivered === 0 ? 0 : Math.round((cpu * 10_000 / delivered) * 10) / 10,
       rssPerConnKb: Math.round(((connected - baseline) / clients) * 10) / 10,
       cpuPct: Math.round(cpu / seconds),
       clientCpuPct: Math.round(clientCpu / seconds),
@@ -288,13 +334,16 @@ const results: Result[] = []
 /** Rows are printed as they finish, so a long run shows its figures early. */
 function report (r: Result): void {
   results.push(r)
-  const rounds = r.roundsP99.length > 1 ? ` (${r.roundsP99.join(', ')})` : ''
-  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${r.p50} | ${r.p99}${rounds} | ${r.max} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.rssPerConnKb} | ${r.cpuPct} | ${r.clientCpuPct} |`)
+  const ms = (v: number): string => Number.isNaN(v) ? '–' : String(v)
+  const rounds = r.roundsP99.length > 1 && !r.roundsP99.every(Number.isNaN) ? ` (${r.roundsP99.join(', ')})` : ''
+  console.log(`| ${r.clients} × ${r.rate} | ${r.gateways} | ${r.system} | ${ms(r.p50)} | ${ms(r.p99)}${rounds} | ${ms(r.max)} | ${r.delivered} / ${r.expected} (${((100 * r.delivered) / r.expected).toFixed(1)} %) | ${r.bytesPerUpdate} | ${r.cpuPerUpdateUs} | ${r.rssPerConnKb} | ${r.cpuPct} | ${r.clientCpuPct} |`)
 }
 
 /** The round with the median p99 (the lower middle one of an even count), with every round's p99. */
 function median (runs: Result[]): Result {
-  const sorted = [...runs].sort((a, b) => a.p99 - b.p99)
+  // Delta rows time no update (a delta has no accepted_at): their median round is by CPU.
+  const key = (r: Result): number => Number.isNaN(r.p99) ? r.cpuPerUpdateUs : r.p99
+  const sorted = [...runs].sort((a, b) => key(a) - key(b))
   return { ...(sorted[Math.floor((sorted.length - 1) / 2)] as Result), roundsP99: runs.map((r) => r.p99) }
 }
 
@@ -311,9 +360,9 @@ async function row (clients: number, rate: number, systems: System[], gateways: 
   for (const system of systems) report(median(runs.get(system) ?? []))
 }
 
-console.log(`\nFan-out of one channel, ~300 B updates, a new bucket per message, ${LOAD_SECONDS} s per phase, ${ROUNDS} round(s) per row (median-p99 round shown, every round's p99 in brackets); Pulse with DEBOUNCE_MS 100 (default)\n`)
-console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | RSS/conn (KB) | gateway CPU (% of a core) | client CPU (% of a core) |')
-console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+console.log(`\nFan-out of one channel, ~300 B updates, ${BUCKET_CYCLE} buckets changing in turn, ${LOAD_SECONDS} s per phase, ${ROUNDS} round(s) per row (median-p99 round shown, every round's p99 in brackets); Pulse with DEBOUNCE_MS 100 (default)\n`)
+console.log('| clients × updates/s | gateways | system | p50 (ms) | p99 (ms) | max (ms) | delivered / expected | bytes / update | gateway CPU / update (µs) | RSS/conn (KB) | gateway CPU (% of a core) | client CPU (% of a core) |')
+console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 try {
   for (const { clients, rate } of ROWS) await row(clients, rate, SYSTEMS, 2)
   for (const { clients, rate } of SINGLE_ROWS) await row(clients, rate, SINGLE_SYSTEMS, 1)
@@ -333,10 +382,15 @@ for (const { clients, rate, gateways } of compared) {
   const peers = row.filter((r) => !r.system.startsWith('pulse-'))
   const best = peers.reduce<Result | undefined>((a, b) => a === undefined || b.p99 < a.p99 ? b : a, undefined)
   const bare = row.find((r) => r.system === 'ws')
-  for (const pulse of row.filter((r) => r.system.startsWith('pulse-'))) {
+  for (const pulse of row.filter((r) => r.system.startsWith('pulse-') && !r.system.endsWith('-delta'))) {
     const parts: string[] = []
     if (best !== undefined) parts.push(`p99 ${ratio(pulse.p99, best.p99)} the better peer (${best.system})`)
     if (bare !== undefined) parts.push(`p99 ${ratio(pulse.p99, bare.p99)} bare ws, CPU ${ratio(pulse.cpuPct, bare.cpuPct)} bare ws`)
-    console.log(`${clients} × ${rate}${gateways === 1 ? ' (one gateway)' : ''}, ${pulse.system}: ${parts.join('; ')}`)
+    if (parts.length > 0) console.log(`${clients} × ${rate}${gateways === 1 ? ' (one gateway)' : ''}, ${pulse.system}: ${parts.join('; ')}`)
+  }
+  for (const delta of row.filter((r) => r.system.endsWith('-delta'))) {
+    const full = row.find((r) => r.system === delta.system.replace(/-delta$/, ''))
+    if (full === undefined) continue
+    console.log(`${clients} × ${rate}, ${delta.system} / ${full.system}: bytes per update ${(100 * delta.bytesPerUpdate / full.bytesPerUpdate).toFixed(0)} %, gateway CPU per delivered update ${ratio(delta.cpuPerUpdateUs, full.cpuPerUpdateUs)}`)
   }
 }

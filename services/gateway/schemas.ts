@@ -62,7 +62,8 @@ export const BusEventSchema = Type.Object({
     last_updated: Type.Integer(),
     seq: Type.Optional(Type.Integer())
   }),
-  acceptedAt: Type.Optional(Type.Number())
+  acceptedAt: Type.Optional(Type.Number()),
+  lastAtRev: Type.Optional(Type.Literal(true))
 })
 
 export const TimeseriesResponseSchema = Type.Object({

@@ -376,7 +376,7 @@ export class SeriesCache {
     // An older state (a message from before the last resync or load) would take a client backwards.
     if (current !== undefined && isNewerState(current, valid.bucket)) return
     if (isNewerState(valid.bucket, current)) this.#store(entry, valid.bucket)
-    entry.position.heard(valid.bucket.rev)
+    entry.position.heard(valid.bucket.rev, valid.lastAtRev === true)
     this.#notify(entry, valid)
   }
 

@@ -8,8 +8,10 @@
  * subscription was active holds every state up to its newest rev. After such a read, a bus
  * event vouches for `rev − 1`: a series channel carries its states in position order (the
  * fold publishes them atomically with its change), so every earlier state has arrived —
- * though other states at that same rev may still be on their way. A bus connection that
- * may have lost messages stops events from vouching until the resync read after it.
+ * though other states at that same rev may still be on their way; the last state a fold
+ * publishes on the channel says no more are (`lastAtRev`) and vouches for its rev. A bus
+ * connection that may have lost messages stops events from vouching until the resync read
+ * after it.
  */
 
 /** A series' position, as the gateway's series cache vouches for it. */
@@ -34,9 +36,9 @@ export class SeriesPosition {
     this.#vouched = true
   }
 
-  /** A bus event with a state of this rev arrived. */
-  heard (rev: number): void {
-    if (this.#vouched && !this.#doubted) this.#value = Math.max(this.#value, rev - 1)
+  /** A bus event with a state of this rev arrived; `lastAtRev`: the last state of its fold in this series. */
+  heard (rev: number, lastAtRev = false): void {
+    if (this.#vouched && !this.#doubted) this.#value = Math.max(this.#value, lastAtRev ? rev : rev - 1)
   }
 
   /** The bus may be losing messages: events vouch for nothing until {@link resynced}. */

@@ -10,6 +10,13 @@ export interface BucketEvent {
   bucket: Bucket
   /** When the batch that caused it was accepted, epoch ms (change events). */
   acceptedAt?: number
+  /**
+   * Set on the last state of its series that the fold which made it publishes: no other
+   * state of the series at this rev follows, so a receiver that heard every message of the
+   * channel holds every state up to this rev (a batch can change several buckets of one
+   * series, all at the same rev). Unset, only the states below this rev are known to be in.
+   */
+  lastAtRev?: true
 }
 
 /**

@@ -6,6 +6,8 @@ import { decodeBusMessage, encodeBusMessage } from '../../shared/adapters/redis/
 import { RedisKeys } from '../../shared/adapters/redis/keys.js'
 import { RedisBus } from '../../shared/adapters/redis/redis-bus.js'
 import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
+import { MemoryBus } from '../../shared/adapters/memory/memory-bus.js'
+import { MemoryHotState } from '../../shared/adapters/memory/memory-hot-state.js'
 import type { BucketEvent } from '../../shared/ports/bus.js'
 import { type Bucket, type ScoredItem, labelFor, MAX_SOURCES } from '../../shared/timeseries/bucket.js'
 import { seriesKey } from '../../shared/timeseries/keys.js'
@@ -115,4 +117,36 @@ t.test('a final event the finalizer publishes through the bus arrives as the sto
   t.equal(heard.length, 1)
   t.equal(heard[0]?.acceptedAt, undefined, 'a final event has no acceptedAt')
   sameBucket(t, heard[0]?.bucket, bucket, 'final')
+})
+
+// A batch can change several buckets of one series, all at the same rev: only the last
+// message of the series says no more states at that rev follow (the gateway vouches the rev
+// on it). The fold script and the memory hot state mark the same messages.
+t.test('only the last state a fold publishes in a series is marked lastAtRev, by both hot states', async (t) => {
+  const now = Date.now()
+  const minute = bucketStart(now, '1h') + 60_000
+  // Two 1m buckets, one 5m bucket (both minutes fall in it), one 1h bucket.
+  const items: ScoredItem[] = [0, 1, 2].map((i) => ({ id: `m${i}`, ticker: 'IBM', ts: minute + (i === 2 ? 60_000 : i * 1000), score: 0.5, label: labelFor(0.5), source: 'tiingo' }))
+  const marksOf = (events: BucketEvent[]): string[] => events.map((e) => `${e.bucket.resolution}@${(e.bucket.start - minute) / 60_000}${e.lastAtRev === true ? ' last' : ''}`)
+
+  const env = `msg-${randomUUID().slice(0, 8)}`
+  const hot = new RedisHotState({ connection: server.url, env, dedupeWindowMs: 86_400_000 })
+  const bus = new RedisBus({ url: server.url, env })
+  t.teardown(async () => { await Promise.all([hot.close(), bus.close()]) })
+  const fromRedis: BucketEvent[] = []
+  for (const resolution of ['1m', '5m', '1h'] as const) await bus.subscribe(seriesKey('IBM', resolution), (event) => { fromRedis.push(event) })
+  await foldBatch({ hot, archive: new MemoryArchive(), now: Date.now }, { id: 'b', acceptedAt: now, items })
+  for (let i = 0; i < 200 && fromRedis.length < 4; i++) await sleep(10)
+
+  const memoryBus = new MemoryBus()
+  const memory = new MemoryHotState({ dedupeWindowMs: 86_400_000, bus: memoryBus })
+  const fromMemory: BucketEvent[] = []
+  for (const resolution of ['1m', '5m', '1h'] as const) await memoryBus.subscribe(seriesKey('IBM', resolution), (event) => { fromMemory.push(event) })
+  await foldBatch({ hot: memory, archive: new MemoryArchive(), now: Date.now }, { id: 'b', acceptedAt: now, items })
+  for (let i = 0; i < 50 && fromMemory.length < 4; i++) await new Promise((resolve) => setImmediate(resolve))
+
+  const byResolution = (marks: string[]): string[] => [...marks].sort()
+  t.strictSame(byResolution(marksOf(fromRedis)), ['1h@-1 last', '1m@0', '1m@1 last', '5m@-1 last'], 'the fold script marks the last 1m bucket only')
+  t.strictSame(byResolution(marksOf(fromMemory)), byResolution(marksOf(fromRedis)), 'the memory hot state marks the same')
+  t.ok(fromRedis.filter((e) => e.bucket.resolution === '1m').every((e) => e.bucket.rev === fromRedis[0]?.bucket.rev), 'both 1m states carry the same rev')
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { eventually, startTestPulse } from '../helpers/pulse.js'
-import { engineUnavailable, ENGINES, item, until, WsTestClient } from '../helpers/stream-clients.js'
+import { engineUnavailable, ENGINES, item, type ReceivedEvent, until, WsTestClient } from '../helpers/stream-clients.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const MINUTE = 60_000
@@ -133,6 +133,32 @@ for (const engine of ENGINES) {
       }, 20_000, 'same state on both clients')
       t.same(merged(), steady.state.digest())
       t.same([...statuses], [202], 'every batch accepted')
+    })
+
+    // A batch that changes two buckets of one series gives both the same rev; the position of
+    // the last one covers that rev, so resuming from it repeats nothing (it used to be rev − 1:
+    // both states came again).
+    t.test('a client that resumes from its last event is sent no state twice', async (t) => {
+      const p = await startTestPulse(t, { GATEWAY_ENGINE: engine, DEBOUNCE_MS: '10' })
+      const first = await WsTestClient.open(p.url)
+      await first.subscribe(['AAPL'], ['1m'])
+      const minute = Math.floor(Date.now() / MINUTE) * MINUTE
+      t.equal((await p.post([item('x1', 'AAPL', minute - MINUTE, 0.2), item('x2', 'AAPL', minute + 1, 0.4)])).status, 202)
+      const states = (client: WsTestClient): ReceivedEvent[] => client.state.events.filter((e) => e.bucket !== undefined)
+      await until(() => states(first).length >= 2, 10_000, 'both 1m states')
+      const [a, b] = states(first).map((e) => e.bucket?.rev)
+      t.equal(a, b, 'one fold: both states at one rev')
+      const positions = { ...first.state.positions }
+      first.close()
+      await first.closedPromise
+
+      const again = await WsTestClient.open(p.url)
+      t.teardown(() => again.close())
+      const reply = await again.subscribe(['AAPL'], ['1m'], positions)
+      t.equal(reply.replayed, 0, `nothing is replayed from position ${positions['AAPL#1m']}`)
+      t.same(reply.not_recovered, [], 'and the series is recovered')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      t.same(states(again), [], 'no state comes twice')
     })
 
     t.test('graceful shutdown tells clients to reconnect with 1012', async (t) => {

@@ -32,8 +32,12 @@ t.test('an event survives its wire encoding exactly', async (t) => {
   t.strictSame(decodeBusMessage(encodeBusMessage(final)), final, 'without acceptedAt')
   const journal = { ...event, bucket: { ...event.bucket, seq: 42, epoch: 'e1' } }
   t.strictSame(decodeBusMessage(encodeBusMessage(journal)), journal, 'with journal marks')
+  const last = { ...event, lastAtRev: true as const }
+  t.strictSame(decodeBusMessage(encodeBusMessage(last)), last, 'the last state of its rev in the series')
   const parsed = JSON.parse(encodeBusMessage(event)) as string[]
-  t.equal(parsed.length, BUS_MESSAGE_HEAD.length + BUCKET_FIELDS.length)
+  t.equal(parsed.length, BUS_MESSAGE_HEAD.length + BUCKET_FIELDS.length + 1, 'the head, the hash fields, the lastAtRev mark')
+  t.equal(parsed.at(-1), '', 'unmarked')
+  t.equal((JSON.parse(encodeBusMessage(last)) as string[]).at(-1), '1', 'marked')
   t.equal(parsed[BUS_MESSAGE_HEAD.length + BUCKET_FIELDS.indexOf('l')], '-0', 'a negative zero is sent with its sign')
   t.ok(Object.is(decodeBusMessage(encodeBusMessage(event))?.bucket.low, -0), 'and read back with it')
 })

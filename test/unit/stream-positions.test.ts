@@ -46,11 +46,13 @@ t.test('through debounce, backpressure and cut writes, the last position receive
     for (const s of steps) {
       if (s.kind === 'fold') {
         rev++
-        for (const slot of s.slots) {
+        s.slots.forEach((slot, i) => {
           history.push({ slot, rev })
-          position = Math.max(position, rev - 1)
-          feed({ kind: 'change', bucket: testBucket(START + slot * 60_000, rev, now) }, position)
-        }
+          // As the series cache vouches (series-position.ts): rev − 1, and rev on the fold's last state.
+          const lastAtRev = i === s.slots.length - 1
+          position = Math.max(position, lastAtRev ? rev : rev - 1)
+          feed({ kind: 'change', bucket: testBucket(START + slot * 60_000, rev, now), ...(lastAtRev ? { lastAtRev: true as const } : {}) }, position)
+        })
       } else if (s.kind === 'tick') {
         now += s.ms
         wake()

@@ -110,7 +110,9 @@ export class MemoryHotState implements HotState {
     if (changed.length > 0) {
       this.#counts.set(ticker, count)
       const acceptedAt = options.acceptedAt === undefined ? {} : { acceptedAt: options.acceptedAt }
-      this.#bus?.deliver(changed.map((bucket): BucketEvent => ({ kind: 'change', bucket, ...acceptedAt })))
+      // As lua/fold.lua does: the last state of each series in this fold closes its rev.
+      const lastOfSeries = new Map(changed.map((bucket, i) => [bucket.resolution, i]))
+      this.#bus?.deliver(changed.map((bucket, i): BucketEvent => ({ kind: 'change', bucket, ...acceptedAt, ...(lastOfSeries.get(bucket.resolution) === i ? { lastAtRev: true } : {}) })))
     }
     return { kind: 'applied', changed, duplicates: items.length - fresh.length }
   }

@@ -5,10 +5,11 @@ import { BUCKET_FIELDS, decodeBucket, encodeBucket, numberText } from './bucket-
 /**
  * A message on a Redis series channel: a JSON array of strings,
  *
- * `[kind, acceptedAt, ticker, resolution, start, ...the bucket hash fields]`
+ * `[kind, acceptedAt, ticker, resolution, start, ...the bucket hash fields, lastAtRev]`
  *
  * with the hash fields in {@link BUCKET_FIELDS} order, exactly as the hash stores them
- * (`acceptedAt` is `''` when the event has none). Two encoders write it: lua/fold.lua,
+ * (`acceptedAt` is `''` when the event has none; `lastAtRev` is `'1'` or `''`, see
+ * {@link BucketEvent.lastAtRev}). Two encoders write it: lua/fold.lua,
  * which publishes every change inside the fold from the values it has just stored (it
  * never prints a number of its own: Lua's cjson keeps 14 significant digits), and
  * {@link encodeBusMessage} for the finalizer's `final` events. One decoder reads it, with
@@ -16,7 +17,7 @@ import { BUCKET_FIELDS, decodeBucket, encodeBucket, numberText } from './bucket-
  */
 export const BUS_MESSAGE_HEAD = ['kind', 'acceptedAt', 'ticker', 'resolution', 'start'] as const
 
-const LENGTH = BUS_MESSAGE_HEAD.length + BUCKET_FIELDS.length
+const LENGTH = BUS_MESSAGE_HEAD.length + BUCKET_FIELDS.length + 1
 
 /** Hash fields every stored bucket has (`''` would read as 0): the aggregate's numbers, the sources, `rev` and `upd`. */
 const REQUIRED = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15]
@@ -30,7 +31,8 @@ export function encodeBusMessage (event: BucketEvent): string {
     bucket.ticker,
     bucket.resolution,
     numberText(bucket.start),
-    ...encodeBucket(bucket)
+    ...encodeBucket(bucket),
+    event.lastAtRev === true ? '1' : ''
   ])
 }
 
@@ -48,7 +50,9 @@ export function decodeBusMessage (text: string): BucketEvent | undefined {
     return undefined
   }
   if (!Array.isArray(parsed) || parsed.length !== LENGTH || !parsed.every((value) => typeof value === 'string')) return undefined
-  const [kind, acceptedAt, ticker, resolution, start, ...fields] = parsed as string[]
+  const [kind, acceptedAt, ticker, resolution, start, ...rest] = parsed as string[]
+  const fields = rest.slice(0, BUCKET_FIELDS.length)
+  const lastAtRev = rest[BUCKET_FIELDS.length] === '1' ? { lastAtRev: true as const } : {}
   if ((kind !== 'change' && kind !== 'final') || resolution === undefined || !isResolution(resolution) || ticker === undefined || start === '') return undefined
   if (REQUIRED.some((i) => fields[i] === '')) return undefined
   let bucket
@@ -59,5 +63,5 @@ export function decodeBusMessage (text: string): BucketEvent | undefined {
     return undefined
   }
   if (bucket === undefined) return undefined
-  return acceptedAt === '' || acceptedAt === undefined ? { kind, bucket } : { kind, bucket, acceptedAt: Number(acceptedAt) }
+  return acceptedAt === '' || acceptedAt === undefined ? { kind, bucket, ...lastAtRev } : { kind, bucket, acceptedAt: Number(acceptedAt), ...lastAtRev }
 }

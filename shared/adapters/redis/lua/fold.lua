@@ -25,7 +25,8 @@ pre-aggregated each group (the domain's foldAggregate). This script:
      and no fold is committed without being published. The message is the wire format of
      bus-message.ts: a JSON array of strings, the event kind, acceptedAt, the bucket's
      ticker, resolution and start, then the hash fields exactly as stored — cjson never
-     formats a number here (it keeps 14 significant digits).
+     formats a number here (it keeps 14 significant digits) — then '1' on the last message
+     of each channel (no other state of that series at this rev follows), else ''.
 
 Journal marks (seq, ep) belong to the embedded journal, which runs with the memory hot
 state only: a bucket keeps whatever seq/ep it was seeded with, untouched.
@@ -255,7 +256,7 @@ for b = 1, nb do
       local resolution = string.match(member, '^([^:]+):')
       local message = { 'change', acceptedAt, ticker, resolution, start }
       for f = 1, #FIELDS do message[#message + 1] = values[f] end
-      messages[#messages + 1] = { channelPrefix .. resolution, cjson.encode(message) }
+      messages[#messages + 1] = { channelPrefix .. resolution, message }
     end
     table.insert(values, 1, tostring(b))
     changed[#changed + 1] = values
@@ -273,5 +274,12 @@ end
 if wasClean and #changed > 2 then changed[2] = redis.call('INCR', genKey) end
 outliveBuckets(genKey)
 -- Last, once every write is done: a receiver that reads the hot state on a message finds at least this state.
-for _, m in ipairs(messages) do redis.call(publishCommand, m[1], m[2]) end
+-- The last message of each channel says so: no other state of that series at this rev follows.
+local lastOnChannel = {}
+for i, m in ipairs(messages) do lastOnChannel[m[1]] = i end
+for i, m in ipairs(messages) do
+  local message = m[2]
+  message[#message + 1] = lastOnChannel[m[1]] == i and '1' or ''
+  redis.call(publishCommand, m[1], cjson.encode(message))
+end
 return changed
