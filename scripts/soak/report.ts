@@ -68,6 +68,8 @@ export function figuresOf (mode: SoakMode, processes: readonly string[], tickers
     // between two collections, so even its lows wander by several MB with no trend.
     figures.push({ name: `${name} rss MB`, read: (s) => s.rss[name], show: mb, floor: 0, lows: true })
     figures.push({ name: `${name} heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
+    // RSS that grows while heap and external stay flat is native memory outside JavaScript's reach.
+    figures.push({ name: `${name} ext MB`, read: (s) => s.external[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
   }
   if (mode === 'embedded') {
     figures.push({ name: 'journal MB', read: (s) => s.journalBytes, show: mb, floor: 0 })

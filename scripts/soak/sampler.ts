@@ -14,6 +14,8 @@ export interface Sample {
   /** Per Pulse process: resident set and V8 heap in use, bytes (`/metrics`). */
   rss: Record<string, number>
   heap: Record<string, number>
+  /** Per Pulse process: memory outside the V8 heap that JavaScript holds (Buffers and other ArrayBuffers), bytes. */
+  external: Record<string, number>
   journalBytes?: number
   journalSegments?: number
   /** The archive's LevelDB directory, bytes. */
@@ -74,15 +76,17 @@ export class Sampler {
   async sample (at: number, queueAgeMs: number | undefined): Promise<Sample> {
     const rss: Record<string, number> = {}
     const heap: Record<string, number> = {}
+    const external: Record<string, number> = {}
     let queueDepth = 0
     for (const { name, proc } of this.#system.processes) {
       const text = await fetch(`${proc.url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text()).catch(() => '')
       const samples = parsePrometheus(text)
       rss[name] = metricValue(samples, 'process_resident_memory_bytes') ?? NaN
       heap[name] = metricValue(samples, 'nodejs_heap_size_used_bytes') ?? NaN
+      external[name] = metricValue(samples, 'nodejs_external_memory_bytes') ?? NaN
       queueDepth = Math.max(queueDepth, metricValue(samples, 'pulse_queue_jobs', { state: 'waiting' }) ?? 0)
     }
-    const sample: Sample = { at, rss, heap, archiveBytes: await directoryBytes(this.#system.archiveDir), ...await this.#archiveRows(), queueDepth, queueAgeMs }
+    const sample: Sample = { at, rss, heap, external, archiveBytes: await directoryBytes(this.#system.archiveDir), ...await this.#archiveRows(), queueDepth, queueAgeMs }
     if (this.#system.dataDir !== undefined) {
       const journal = await journalFigures(join(this.#system.dataDir, 'journal'))
       sample.journalBytes = journal.bytes

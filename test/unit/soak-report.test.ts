@@ -9,6 +9,7 @@ function sample (at: number, figures: { heap?: number, rss?: number, keys?: numb
     at,
     rss: { worker1: figures.rss ?? 200e6 },
     heap: { worker1: figures.heap ?? 60e6 },
+    external: { worker1: 20e6 },
     archiveBytes: 1e6,
     archiveRows: 100,
     archiveLiveRows: 100,
