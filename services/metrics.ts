@@ -1,3 +1,5 @@
+import { constants as perfConstants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks'
+import { getHeapStatistics } from 'node:v8'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { QueueCounts } from '../shared/ports/ingest-queue.js'
 
@@ -53,6 +55,24 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Sets a counter that mirrors a running total kept elsewhere (read on scrape). */
+/** The V8 heap in use just after the last full collection of this process; undefined before the first. */
+let liveHeapBytes: number | undefined
+let fullCollections: PerformanceObserver | undefined
+
+/**
+ * Starts (once per process) noting the heap in use after each full (mark-sweep-compact)
+ * collection: what the process keeps alive, free of the garbage that the heap-in-use gauge
+ * swings with (a worker's goes 50 → 200 MB between collections), so a leak shows as a rise.
+ */
+function watchFullCollections (): void {
+  if (fullCollections !== undefined) return
+  fullCollections = new PerformanceObserver((list) => {
+    const full = list.getEntries().some((entry) => ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)
+    if (full) liveHeapBytes = getHeapStatistics().used_heap_size
+  })
+  fullCollections.observe({ entryTypes: ['gc'] })
+}
+
 function mirror<T extends string> (counter: Counter<T>, value: number, labels?: Record<T, string>): void {
   if (labels === undefined) {
     counter.reset()
@@ -93,6 +113,15 @@ export class PulseMetrics {
     collectDefaultMetrics({ register: this.registry })
     const info = new Gauge({ name: 'pulse_info', help: 'Role and mode of this process', labelNames: ['role', 'mode'] as const, registers })
     info.set(labels, 1)
+    watchFullCollections()
+    this.#scraped.push(new Gauge({
+      name: 'pulse_heap_live_bytes',
+      help: 'V8 heap in use just after the last full garbage collection: what the process keeps alive (a leak raises it; nodejs_heap_size_used_bytes also swings with garbage)',
+      registers,
+      collect () {
+        if (liveHeapBytes !== undefined) this.set(liveHeapBytes)
+      }
+    }))
     this.#scraped.push(new Gauge({
       name: 'pulse_queue_jobs',
       help: 'Ingest batches in the queue, by state (waiting includes delayed retries)',

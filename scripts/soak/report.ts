@@ -31,9 +31,9 @@ interface Figure {
   /** Why the figure takes {@link warmupSeconds} to level. */
   warmupReason?: string
   /**
-   * Compare lows rather than peaks: the V8 heap in use (and the RSS that follows it) saws up
-   * with garbage and down with each collection, so its lows are what the process keeps, and
-   * what a leak raises.
+   * Judge the trend of the lows rather than the peaks: the V8 heap in use (and the RSS that
+   * follows it) saws up with garbage and down with each collection, so its lows are what the
+   * process keeps, and what a leak raises (see {@link growthOf}).
    */
   lows?: boolean
 }
@@ -67,7 +67,8 @@ export function figuresOf (mode: SoakMode, processes: readonly string[], tickers
     // soak of docs/benchmarks.md): judged low to low. A sample catches the heap anywhere
     // between two collections, so even its lows wander by several MB with no trend.
     figures.push({ name: `${name} rss MB`, read: (s) => s.rss[name], show: mb, floor: 0, lows: true })
-    figures.push({ name: `${name} heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
+    // The heap kept after each full collection (pulse_heap_live_bytes): no garbage in it.
+    figures.push({ name: `${name} live heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
     // RSS that grows while heap and external stay flat is native memory outside JavaScript's reach.
     figures.push({ name: `${name} ext MB`, read: (s) => s.external[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
   }
@@ -116,6 +117,26 @@ export function growthOf (figures: readonly Figure[], samples: readonly Sample[]
   const peak = (rows: readonly Sample[], figure: Figure): number => figure.lows === true
     ? Math.min(...rows.map((s) => figure.read(s) ?? Infinity))
     : Math.max(...rows.map((s) => figure.read(s) ?? -Infinity))
+  /**
+   * A sawtooth figure from its first judged sample to its last: the robust trend of its lows.
+   * One sample's dip (a collection, the allocator handing pages back) or one block's lucky
+   * high low moves a window's least value a lot, and so a verdict between two windows; it
+   * moves one point of the trend, which a median of slopes ignores. Undefined: too few blocks.
+   */
+  const trendOfLows = (rows: readonly Sample[], figure: Figure): { base: number, end: number } | undefined => {
+    const lows: Array<[number, number]> = []
+    for (let i = 0; i + ENVELOPE_SAMPLES <= rows.length; i += ENVELOPE_SAMPLES) {
+      const block = rows.slice(i, i + ENVELOPE_SAMPLES)
+      const least = peak(block, figure)
+      const at = block.find((s) => figure.read(s) === least)?.at
+      if (at !== undefined && Number.isFinite(least)) lows.push([at, least])
+    }
+    if (lows.length < 3) return undefined
+    const { slope, intercept } = theilSen(lows)
+    const first = rows[0]?.at ?? 0
+    const last = rows.at(-1)?.at ?? first
+    return { base: intercept + slope * first, end: intercept + slope * last }
+  }
   const lastAt = samples.at(-1)?.at ?? 0
   return figures.map((figure) => {
     const tooShort = figure.warmupSeconds !== undefined && figure.warmupSeconds > warmupSeconds && lastAt < figure.warmupSeconds + JUDGED_SECONDS
@@ -127,11 +148,35 @@ export function growthOf (figures: readonly Figure[], samples: readonly Sample[]
     // A warm-up as long as the run leaves the last sample to judge against itself.
     const after = judged.length > 0 ? judged : samples.slice(-1)
     const window = Math.max(1, Math.min(4, Math.floor(after.length / 3)))
-    const base = peak(after.slice(0, window), figure)
-    const end = peak(after.slice(-window), figure)
+    const trend = figure.lows === true ? trendOfLows(after, figure) : undefined
+    const base = trend?.base ?? peak(after.slice(0, window), figure)
+    const end = trend?.end ?? peak(after.slice(-window), figure)
     const growth = base > 0 ? (end - base) / base : (end > 0 ? Infinity : 0)
     return { figure: figure.name, base, end, growth, flat: end - base <= Math.max(FLAT_GROWTH * base, figure.floor), notJudged: figure.notJudged ?? tooShort }
   })
+}
+
+/** Samples per block whose least value is one point of a sawtooth figure's lows (90 s at the default 30 s). */
+const ENVELOPE_SAMPLES = 3
+
+function median (values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+/**
+ * The Theil–Sen line through `points`: the median of the slopes between every two points,
+ * and the median intercept at that slope. Up to about a third of the points can be anything
+ * without moving it much, unlike a least-squares line.
+ */
+export function theilSen (points: ReadonlyArray<[number, number]>): { slope: number, intercept: number } {
+  const slopes: number[] = []
+  points.forEach(([x1, y1], i) => {
+    for (const [x2, y2] of points.slice(i + 1)) if (x2 !== x1) slopes.push((y2 - y1) / (x2 - x1))
+  })
+  const slope = slopes.length === 0 ? 0 : median(slopes)
+  return { slope, intercept: median(points.map(([x, y]) => y - slope * x)) }
 }
 
 function align (rows: string[][]): string {

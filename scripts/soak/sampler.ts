@@ -11,7 +11,7 @@ import type { SoakSystem } from './topology.js'
 export interface Sample {
   /** Seconds since the load started. */
   at: number
-  /** Per Pulse process: resident set and V8 heap in use, bytes (`/metrics`). */
+  /** Per Pulse process: resident set, and V8 heap in use just after its last full collection, bytes (`/metrics`). */
   rss: Record<string, number>
   heap: Record<string, number>
   /** Per Pulse process: memory outside the V8 heap that JavaScript holds (Buffers and other ArrayBuffers), bytes. */
@@ -82,7 +82,7 @@ export class Sampler {
       const text = await fetch(`${proc.url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text()).catch(() => '')
       const samples = parsePrometheus(text)
       rss[name] = metricValue(samples, 'process_resident_memory_bytes') ?? NaN
-      heap[name] = metricValue(samples, 'nodejs_heap_size_used_bytes') ?? NaN
+      heap[name] = metricValue(samples, 'pulse_heap_live_bytes') ?? NaN
       external[name] = metricValue(samples, 'nodejs_external_memory_bytes') ?? NaN
       queueDepth = Math.max(queueDepth, metricValue(samples, 'pulse_queue_jobs', { state: 'waiting' }) ?? 0)
     }
