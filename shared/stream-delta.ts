@@ -107,7 +107,8 @@ export function applyDelta<B extends DeltaBucket> (held: B, delta: BucketDelta):
 
 /**
  * The state last received of each bucket on one delta connection, at most
- * {@link DELTA_MEMORY} buckets, least recently received forgotten first. The gateway
+ * {@link DELTA_MEMORY} buckets, the one first received forgotten first (kept in place when
+ * it changes: a touch is one map write, which the gateway makes per delivered update). The gateway
  * touches it with each bucket event it writes, the SDK with each it receives: the same
  * events in the same order, so both remember the same buckets, and the gateway sends a
  * delta only against a state the client holds.
@@ -127,9 +128,9 @@ export class DeltaMemory<T> {
 
   /** `state` is now the last received of bucket `key`. */
   touch (key: string, state: T): void {
-    this.#states.delete(key)
+    const known = this.#states.has(key)
     this.#states.set(key, state)
-    if (this.#states.size > this.capacity) this.#states.delete(this.#states.keys().next().value as string)
+    if (!known && this.#states.size > this.capacity) this.#states.delete(this.#states.keys().next().value as string)
   }
 
   clear (): void {
