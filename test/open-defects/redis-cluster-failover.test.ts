@@ -32,7 +32,7 @@ import { RedisHotState } from '../../shared/adapters/redis/redis-hot-state.js'
 import { differences, expectedBuckets } from '../helpers/expected.js'
 import { assertConverged, postAll, type Watched } from '../helpers/failover-convergence.js'
 import { compare, makeItems, type PulseOnRedis, startPulseOnRedis, waitForArchive, waitForHot } from '../helpers/fault-cluster.js'
-import { type RedisClusterNode, startRedisCluster } from '../helpers/redis-cluster.js'
+import { cli, type RedisClusterNode, startRedisCluster } from '../helpers/redis-cluster.js'
 import { addClusterReplicas } from '../helpers/redis-cluster-replicas.js'
 import { WsTestClient } from '../helpers/stream-clients.js'
 
@@ -124,12 +124,18 @@ t.test('a lagging cluster replica promoted by CLUSTER FAILOVER FORCE: archive, h
   t.ok(offsets.replica < offsets.master, `the replica lags: phase 2 never reached it (offset ${offsets.replica} < ${offsets.master})`)
   const phase2Read = pulse.hot.get(refsOf(accepted))
   const watchdog = setTimeout(() => {
-    // Some runs never get an answer to this read; a fresh client tells whether the cluster answers.
+    // Some runs never get an answer to this read; a fresh client tells whether the cluster
+    // answers, and redis-cli whether the master itself does and what it is doing.
     const fresh = new RedisHotState({ connection: seed.url, cluster: { natMap: replicas.natMap }, env: pulse.env.PULSE_ENV as string, dedupeWindowMs: 86_400_000 })
     fresh.get(refsOf(accepted)).then(
       (buckets) => t.comment(`the read has waited 15 s; a fresh client read ${buckets.length} buckets`),
       (err: unknown) => t.comment(`the read has waited 15 s; a fresh client failed too: ${String(err)}`)
     ).finally(() => { fresh.close().catch(() => {}) })
+    const probe = async (port: number, ...args: string[]): Promise<string> => await cli(port, ...args).then((out) => out.trim().split('\n').filter((l) => /^(PONG|connected_clients|blocked_clients|aof_|rdb_bgsave_in_progress|master_repl_offset|role|connected_slaves|slave0|cluster_state|used_memory_human|mem_clients_slaves)/.test(l)).join(' '), (err: unknown) => `no answer (${String(err).slice(0, 80)})`)
+    Promise.all([probe(owner.port, 'ping'), probe(owner.port, 'info', 'all'), probe(seed.port, 'cluster', 'info')]).then(
+      ([ping, info, cluster]) => t.comment(`the relayed master: ${ping}; ${info}; the seed: ${cluster}`),
+      () => {}
+    )
   }, 15_000)
   const phase2Revs = new Map((await phase2Read).map((b) => [bucketId(b), b.rev]))
   clearTimeout(watchdog)
