@@ -8,7 +8,7 @@ export const FLAT_GROWTH = 0.05
 /** A queue age not seen within the probe's 60 s counts as 60 s. */
 const UNSEEN_AGE_MS = 60_000
 const MB = 1024 * 1024
-/** Growth of the heap's lows below this is noise (they wandered 47–57 MB with no trend over a 10-minute soak). */
+/** Growth of a heap below this is noise (a worker's live heap wandered 38–55 MB with no trend over a 21-minute soak). */
 const HEAP_NOISE_BYTES = 10 * MB
 
 /** One figure of the table: how to read it from a sample, show it, and judge it. */
@@ -31,11 +31,11 @@ interface Figure {
   /** Why the figure takes {@link warmupSeconds} to level. */
   warmupReason?: string
   /**
-   * Judge the trend of the lows rather than the peaks: the V8 heap in use (and the RSS that
-   * follows it) saws up with garbage and down with each collection, so its lows are what the
-   * process keeps, and what a leak raises (see {@link growthOf}).
+   * Judge the figure by its trend rather than by two windows (see {@link growthOf}): memory,
+   * whose samples dip and spike — RSS drops by 20–40 MB when the allocator hands pages back
+   * and follows a worker's heap up by 100 MB between collections.
    */
-  lows?: boolean
+  trend?: boolean
 }
 
 /** The judged window after a warm-up: two minutes, at least the last sample. */
@@ -63,14 +63,13 @@ const seconds = (v: number): string => (v / 1000).toFixed(2)
 export function figuresOf (mode: SoakMode, processes: readonly string[], tickers: number): Figure[] {
   const figures: Figure[] = []
   for (const name of processes) {
-    // Both follow the heap's sawtooth (a worker's RSS swung 190–320 MB sample to sample in the
-    // soak of docs/benchmarks.md): judged low to low. A sample catches the heap anywhere
-    // between two collections, so even its lows wander by several MB with no trend.
-    figures.push({ name: `${name} rss MB`, read: (s) => s.rss[name], show: mb, floor: 0, lows: true })
+    // RSS swings with the heap's garbage (a worker's went 175–325 MB sample to sample) and dips
+    // when the allocator hands pages back.
+    figures.push({ name: `${name} rss MB`, read: (s) => s.rss[name], show: mb, floor: 0, trend: true })
     // The heap kept after each full collection (pulse_heap_live_bytes): no garbage in it.
-    figures.push({ name: `${name} live heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
+    figures.push({ name: `${name} live heap MB`, read: (s) => s.heap[name], show: mb, floor: HEAP_NOISE_BYTES, trend: true })
     // RSS that grows while heap and external stay flat is native memory outside JavaScript's reach.
-    figures.push({ name: `${name} ext MB`, read: (s) => s.external[name], show: mb, floor: HEAP_NOISE_BYTES, lows: true })
+    figures.push({ name: `${name} ext MB`, read: (s) => s.external[name], show: mb, floor: HEAP_NOISE_BYTES, trend: true })
   }
   if (mode === 'embedded') {
     figures.push({ name: 'journal MB', read: (s) => s.journalBytes, show: mb, floor: 0 })
@@ -81,7 +80,10 @@ export function figuresOf (mode: SoakMode, processes: readonly string[], tickers
   const standIn = mode === 'cluster' ? 'dynalite (standing in for DynamoDB) never deletes expired rows' : undefined
   figures.push({ name: 'archive MB', read: (s) => s.archiveBytes, show: mb, floor: 0, ...(standIn === undefined ? {} : { notJudged: standIn }) })
   figures.push({ name: 'archive rows', read: (s) => s.archiveRows, show: whole, floor: 0, ...(standIn === undefined ? {} : { notJudged: standIn }) })
-  figures.push({ name: 'live rows', read: (s) => s.archiveLiveRows, show: whole, floor: 0 })
+  figures.push({ name: 'live rows ≤10m', read: (s) => s.archiveLiveRows, show: whole, floor: 0 })
+  // A row a ticker appears at each 1h–24h boundary and goes a scaled retention after its
+  // bucket ends (1h: 60 + 30 minutes later at ÷ 1440): steps a 21-minute run cannot see level.
+  figures.push({ name: 'live rows ≥1h', read: (s) => s.archiveCoarseLiveRows, show: whole, floor: 0, notJudged: 'a row a ticker at each 1h–24h boundary, gone 1.5 h to days later at this scale: steps, not a trend' })
   if (mode === 'cluster') {
     const hotKeys = { warmupSeconds: hotKeysWarmupSeconds(), warmupReason: `bucket keys live length + retention + ${Math.round(expiryGraceMs() / 60_000)} min grace` }
     figures.push({ name: 'redis MB', read: (s) => s.redisUsedMemory, show: mb, floor: 0, ...hotKeys })
@@ -110,29 +112,31 @@ export interface Growth {
  * Growth of every figure after the warm-up (the run's, or the figure's own when longer):
  * the largest value of the first few samples after it against the largest of the last few
  * (the same number, up to four: two minutes at 30 s), so a figure that rises and falls with
- * the minute — buckets opening and expiring — is compared peak to peak; memory (heap and
- * RSS), low to low. Flat: grew by at most {@link FLAT_GROWTH} or by less than the figure's noise floor.
+ * the minute — buckets opening and expiring — is compared peak to peak; memory (live heap,
+ * external, RSS) by the trend of its block middles (`trendOf` below). Flat: grew by at most {@link FLAT_GROWTH} or by less than the figure's noise floor.
  */
 export function growthOf (figures: readonly Figure[], samples: readonly Sample[], warmupSeconds: number): Growth[] {
-  const peak = (rows: readonly Sample[], figure: Figure): number => figure.lows === true
-    ? Math.min(...rows.map((s) => figure.read(s) ?? Infinity))
+  const values = (rows: readonly Sample[], figure: Figure): number[] => rows.map((s) => figure.read(s)).filter((v): v is number => v !== undefined && Number.isFinite(v))
+  const peak = (rows: readonly Sample[], figure: Figure): number => figure.trend === true
+    ? median(values(rows, figure))
     : Math.max(...rows.map((s) => figure.read(s) ?? -Infinity))
   /**
-   * A sawtooth figure from its first judged sample to its last: the robust trend of its lows.
-   * One sample's dip (a collection, the allocator handing pages back) or one block's lucky
-   * high low moves a window's least value a lot, and so a verdict between two windows; it
-   * moves one point of the trend, which a median of slopes ignores. Undefined: too few blocks.
+   * A memory figure from its first judged sample to its last: a Theil–Sen line through the
+   * middle value of each block of {@link BLOCK_SAMPLES} samples. A dip or a spike is one
+   * sample of its block, which its middle value ignores, and a block that still catches one
+   * is one point among many, which a median of slopes ignores; comparing two windows' least
+   * values instead let one dip decide (a 21-minute run called a flat gateway RSS "+24 %").
+   * Undefined: too few blocks for a line.
    */
-  const trendOfLows = (rows: readonly Sample[], figure: Figure): { base: number, end: number } | undefined => {
-    const lows: Array<[number, number]> = []
-    for (let i = 0; i + ENVELOPE_SAMPLES <= rows.length; i += ENVELOPE_SAMPLES) {
-      const block = rows.slice(i, i + ENVELOPE_SAMPLES)
-      const least = peak(block, figure)
-      const at = block.find((s) => figure.read(s) === least)?.at
-      if (at !== undefined && Number.isFinite(least)) lows.push([at, least])
+  const trendOf = (rows: readonly Sample[], figure: Figure): { base: number, end: number } | undefined => {
+    const middles: Array<[number, number]> = []
+    for (let i = 0; i + BLOCK_SAMPLES <= rows.length; i += BLOCK_SAMPLES) {
+      const block = rows.slice(i, i + BLOCK_SAMPLES)
+      const known = values(block, figure)
+      if (known.length > 0) middles.push([(block[1] ?? block[0] as Sample).at, median(known)])
     }
-    if (lows.length < 3) return undefined
-    const { slope, intercept } = theilSen(lows)
+    if (middles.length < 4) return undefined
+    const { slope, intercept } = theilSen(middles)
     const first = rows[0]?.at ?? 0
     const last = rows.at(-1)?.at ?? first
     return { base: intercept + slope * first, end: intercept + slope * last }
@@ -148,7 +152,7 @@ export function growthOf (figures: readonly Figure[], samples: readonly Sample[]
     // A warm-up as long as the run leaves the last sample to judge against itself.
     const after = judged.length > 0 ? judged : samples.slice(-1)
     const window = Math.max(1, Math.min(4, Math.floor(after.length / 3)))
-    const trend = figure.lows === true ? trendOfLows(after, figure) : undefined
+    const trend = figure.trend === true ? trendOf(after, figure) : undefined
     const base = trend?.base ?? peak(after.slice(0, window), figure)
     const end = trend?.end ?? peak(after.slice(-window), figure)
     const growth = base > 0 ? (end - base) / base : (end > 0 ? Infinity : 0)
@@ -156,8 +160,8 @@ export function growthOf (figures: readonly Figure[], samples: readonly Sample[]
   })
 }
 
-/** Samples per block whose least value is one point of a sawtooth figure's lows (90 s at the default 30 s). */
-const ENVELOPE_SAMPLES = 3
+/** Samples per block whose middle value is one point of a memory figure's trend: 2.5 min at the default 30 s, longer than the gateways' RSS dips come (every 2–2.5 min in a 21-minute soak), so a block's middle value is the level between them. */
+const BLOCK_SAMPLES = 5
 
 function median (values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
