@@ -7,6 +7,7 @@ import { type Aggregate, type Bucket, type ScoredItem, MAX_SOURCES, applyToBucke
 import type { BucketRef } from '../../shared/timeseries/keys.js'
 import { bucketStart } from '../../shared/timeseries/resolutions.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import { cli } from '../helpers/redis-cluster.js'
 import { TERM_SPAN } from '../../shared/timeseries/revision.js'
 import { foldWithTerm } from '../helpers/fold-with-term.js'
 import { armFaults } from '../../shared/fault-points.js'
@@ -284,4 +285,25 @@ t.test('a bucket that comes back between a flush read that missed it and the dro
   t.ok(taken.every((b) => b.resolution !== '1m'))
   const again = await hot.takeDirty(100)
   t.same(again.map((b) => [b.resolution, b.count]), [['1m', 1]], 'the minute that came back is dirty and due: its new state will be written')
+})
+
+// A reply that never comes (a node that died mid-failover, here a paused redis-server) used to
+// hold its caller for ever: the open-defect cluster failover test hung on such a read.
+t.test('a hot-state command with no reply fails after the command timeout instead of waiting for ever', async (t) => {
+  const server = await startRedisServer(t)
+  const hot = new RedisHotState({ connection: server.url, env: `t${randomUUID().slice(0, 8)}`, dedupeWindowMs: 86_400_000, commandTimeoutMs: 500 })
+  t.teardown(async () => await hot.close())
+  const ref: BucketRef = { ticker: 'AAPL', resolution: '1m', start: bucketStart(Date.now(), '1m') }
+  t.same(await hot.get([ref]), [], 'answers while Redis does')
+  const pid = Number(/process_id:(\d+)/.exec(await cli(server.port, 'info', 'server'))?.[1])
+  process.kill(pid, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(pid, 'SIGCONT') } catch {} })
+  const asked = Date.now()
+  const outcome = await Promise.race([
+    hot.get([ref]).then(() => 'answered', (err: unknown) => String(err)),
+    new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000))
+  ])
+  t.match(outcome, /timed out/i, `the read fails (${outcome}, after ${Date.now() - asked} ms)`)
+  process.kill(pid, 'SIGCONT')
+  t.same(await hot.get([ref]), [], 'and the next read answers once Redis does again')
 })

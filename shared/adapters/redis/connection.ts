@@ -34,6 +34,12 @@ export interface ConnectionTuning {
   /** `null`: retry forever (BullMQ's blocking reads need it). */
   maxRetriesPerRequest?: number | null
   connectTimeout?: number
+  /**
+   * Fail a command with no reply after this many ms rather than wait for ever (a reply lost
+   * with a node that died in a failover). Never on a connection that runs blocking commands
+   * (BullMQ's), which wait for their reply on purpose.
+   */
+  commandTimeout?: number
   /** Cluster only: one subscriber connection per master for SSUBSCRIBE (sharded pub/sub). */
   shardedSubscribers?: boolean
 }
@@ -131,6 +137,7 @@ function nodeOptions (url: string, tuning: ConnectionTuning): RedisOptions {
   if (options.tls !== undefined) node.tls = options.tls
   if (tuning.maxRetriesPerRequest !== undefined) node.maxRetriesPerRequest = tuning.maxRetriesPerRequest
   if (tuning.connectTimeout !== undefined) node.connectTimeout = tuning.connectTimeout
+  if (tuning.commandTimeout !== undefined) node.commandTimeout = tuning.commandTimeout
   return node
 }
 

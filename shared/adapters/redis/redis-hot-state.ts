@@ -28,6 +28,12 @@ export interface RedisHotStateOptions {
    */
   flushLeaseMs?: number
   /**
+   * How long a command of an owned connection may wait for its reply before it fails
+   * (default 10 s): a reply lost with a Redis that died or failed over would otherwise hold
+   * its caller (a fold, a flush, a history read) for ever. No command here blocks on purpose.
+   */
+  commandTimeoutMs?: number
+  /**
    * Whether a fold publishes its changes on the series channels (default true): PUBLISH on
    * a single node, SPUBLISH on a Redis Cluster, on the channels a `RedisBus` of the same
    * env subscribes to.
@@ -36,6 +42,8 @@ export interface RedisHotStateOptions {
 }
 
 type Arg = string | number
+
+const COMMAND_TIMEOUT_MS = 10_000
 
 /** How long a bucket's last write time is kept for the flush cadence: longer than any cadence. */
 const WRITTEN_KEEP_MS = 60 * 60_000
@@ -86,7 +94,9 @@ export class RedisHotState implements HotState {
 
   constructor (options: RedisHotStateOptions) {
     this.#owned = typeof options.connection === 'string'
-    this.#redis = typeof options.connection === 'string' ? openRedis({ url: options.connection, cluster: options.cluster }) : options.connection
+    this.#redis = typeof options.connection === 'string'
+      ? openRedis({ url: options.connection, cluster: options.cluster }, { commandTimeout: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS })
+      : options.connection
     this.#keys = new RedisKeys(options.env)
     this.#dedupeWindowMs = options.dedupeWindowMs
     this.#flushLeaseMs = options.flushLeaseMs ?? 60_000
