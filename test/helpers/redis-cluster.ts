@@ -80,11 +80,17 @@ export async function launchClusterNode (dir: string, port: number, busPort: num
     '--loglevel', 'warning', '--enable-debug-command', 'local'
   ]
   const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' })
-  await until(async () => {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    // Exited: its port was taken (the caller may start it on another).
     if (child.exitCode !== null) throw new Error(`redis-server ${port} exited with ${child.exitCode}`)
-    return (await cli(port, 'ping')).trim() === 'PONG'
-  }, `redis-server ${port} answers PING`, 20_000)
-  return child
+    if (await cli(port, 'ping').then((reply) => reply.trim() === 'PONG', () => false)) return child
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`redis-server ${port} answers PING within 20000 ms`)
+    }
+    await sleep(100)
+  }
 }
 
 /**
@@ -157,12 +163,22 @@ export async function startRedisCluster (t: Teardown, options: { masters?: numbe
   }
   t.teardown(() => cluster.stop())
 
-  for (let i = 0; i < count; i++) {
-    const port = await freePort()
-    busPorts.set(port, await freePort())
-    nodes.push({ port, url: `redis://127.0.0.1:${port}` })
-  }
-  await Promise.all(nodes.map(async (n) => await launch(n.port)))
+  for (let i = 0; i < count; i++) nodes.push({ port: 0, url: '' })
+  // A port freePort found free can be taken (by a test's outgoing connection) before
+  // redis-server binds it, and the server exits: such a node starts again on new ports.
+  await Promise.all(nodes.map(async (node) => {
+    for (let attempt = 1; ; attempt++) {
+      node.port = await freePort()
+      node.url = `redis://127.0.0.1:${node.port}`
+      busPorts.set(node.port, await freePort())
+      try {
+        await launch(node.port)
+        return
+      } catch (error) {
+        if (attempt === 3) throw error
+      }
+    }
+  }))
   await run(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 })
   await allOk()
   return cluster
